@@ -1,0 +1,46 @@
+# The two commands the README promises:
+#   make demo   deploy the stack into a local systemd container and show that it answers
+#   make test   lint, unit tests, the workers' tests and every molecule scenario
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+SCENARIOS ?= dev_server
+
+.PHONY: test demo venv harness lint unit workers molecule clean
+
+test: lint unit workers molecule
+
+demo: venv harness
+	tools/demo.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt workers/pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt -e './workers[test]'
+	touch $@
+
+harness: venv
+	tools/ensure-docker.sh
+	tools/test-image.sh
+	PYTHON=$(BIN)/python tools/artifacts.sh
+
+lint: venv
+	yamllint -s .
+	ansible-lint
+
+unit: venv
+	pytest -q tests/unit
+
+workers: venv
+	cd workers && ruff format --check . && ruff check . && mypy && pytest -q
+
+molecule: harness
+	set -e; for scenario in $(SCENARIOS); do molecule test -s $$scenario; done
+
+clean:
+	-docker rm -f temporal-demo
+	rm -rf $(VENV) .cache

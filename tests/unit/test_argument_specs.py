@@ -46,3 +46,10 @@ def test_internal_variables_are_underscored(role: str) -> None:
         wrong = [name for name in load(internal) if not name.startswith("_")]
         assert not wrong, f"{role}: vars/main.yml holds internals, which start with an underscore: {wrong}"
 
+
+
+def test_prometheus_falls_back_to_the_worker_roles_own_queues() -> None:
+    """Prometheus scrapes hosts that keep the worker defaults at the ports those defaults use."""
+    workers = load(ROLES_DIR / "worker" / "defaults" / "main.yml")["temporal_worker_queues"]
+    scraped = load(ROLES_DIR / "prometheus" / "defaults" / "main.yml")["temporal_prometheus_worker_queues"]
+    assert scraped == workers

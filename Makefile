@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-SCENARIOS ?= dev_server
+SCENARIOS ?= dev_server stack
 
 .PHONY: test demo venv harness lint unit workers molecule clean
 
@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements-dev.txt workers/pyproject.toml
 	touch $@
 
 harness: venv
-	tools/ensure-docker.sh
+	tools/ensure-host-tools.sh
 	tools/test-image.sh
 	PYTHON=$(BIN)/python tools/artifacts.sh
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine runs here: installs Debian's docker.io and debootstrap when
-# missing and starts dockerd when nothing answers (fresh machines have neither).
+# Makes sure this machine has what the tests need: Debian's docker.io (and a running dockerd),
+# debootstrap for the test image, and chromium for the Web UI check. Fresh machines have none.
 set -euo pipefail
 
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq

@@ -1,0 +1,210 @@
+"""Verifies the whole dev stack deployed through the preset, end to end with real workflows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir
+
+ADDRESS = "127.0.0.1:7233"
+WORKERS_CLI = "/opt/temporal-workers/venv/bin/temporal-workers"
+QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
+SERVICES = {"temporal-dev-server": "temporal", "prometheus": "prometheus"} | {f"temporal-worker@{q}": "temporal-worker" for q in QUEUES}
+ARTIFACTS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "artifacts"
+ORDER_ITEMS = json.dumps([{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}])
+
+
+def run_json(host, command: str, expect_rc: int = 0):
+    result = host.run(command)
+    assert result.rc == expect_rc, f"{command}\nrc={result.rc}\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def temporal_json(host, args: str):
+    return run_json(host, f"temporal {args} --address {ADDRESS} -o json")
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}; last: {last!r}")
+
+
+def order_cli(host, workflow_id: str, extra: str = "") -> str:
+    return f"{WORKERS_CLI} order --id {workflow_id} --items-json '{ORDER_ITEMS}' --address '1 Main St' --email a@example.com {extra}"
+
+
+@pytest.fixture(scope="module")
+def completed_order(host) -> str:
+    """An OrderWorkflow started with the real temporal CLI, served by the deployed worker."""
+    workflow_id = f"order-{uuid.uuid4().hex[:8]}"
+    order = {"order_id": workflow_id, "items": json.loads(ORDER_ITEMS), "address": "1 Main St", "email": "a@example.com"}
+    result = host.run(
+        f"temporal workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} "
+        f"--input '{json.dumps(order)}' --address {ADDRESS} -o json"
+    )
+    assert result.rc == 0, result.stdout + result.stderr
+    return workflow_id
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(check_mode_run):
+    assert_check_mode_changes_nothing(check_mode_run)
+
+
+@pytest.mark.parametrize(("service", "user"), SERVICES.items())
+def test_every_service_is_active_and_runs_as_its_own_user(host, service, user):
+    assert host.service(service).is_running
+    assert host.service(service).is_enabled
+    pid = host.check_output(f"systemctl show -p MainPID --value {service}")
+    assert host.check_output(f"ps -o user= -p {pid}") == user
+    assert host.user(user).shell in ("/usr/sbin/nologin", "/bin/false")
+
+
+def test_worker_configuration_is_not_world_readable(host):
+    config = host.file("/etc/temporal-workers/config.yaml")
+    assert config.user == "root" and config.group == "temporal-worker" and config.mode == 0o640
+    assert host.file("/etc/temporal-workers").mode == 0o750
+
+
+def test_prometheus_reports_every_target_up(host):
+    def targets():
+        data = run_json(host, "curl -fsS http://127.0.0.1:9090/api/v1/targets")["data"]["activeTargets"]
+        return data if data and all(t["health"] == "up" for t in data) else None
+
+    up = wait_for(targets, 90, "every Prometheus target up")
+    jobs = sorted(t["labels"]["job"] for t in up)
+    assert jobs.count("temporal-workers") == len(QUEUES)
+    assert jobs.count("temporal-server") == 1
+    assert {t["labels"].get("task_queue") for t in up if t["labels"]["job"] == "temporal-workers"} == set(QUEUES)
+
+
+def test_order_started_with_the_cli_completes_through_the_deployed_worker(host, completed_order):
+    info = temporal_json(host, f"workflow describe --workflow-id {completed_order}")
+    assert info["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    result = run_json(host, f"{WORKERS_CLI} result --id {completed_order}")
+    assert "COMPLETED" in json.dumps(result).upper()
+    assert "tracking" in json.dumps(result).lower()
+
+
+def test_saga_with_an_injected_credit_failure_compensates(host):
+    accounts = {"alice": 10_000, "bob": 5_000}
+    run_json(host, f"{WORKERS_CLI} seed-accounts --balances-json '{json.dumps(accounts)}'")
+    before = run_json(host, f"{WORKERS_CLI} balances")
+    transfer = host.run(
+        f"{WORKERS_CLI} transfer --id transfer-{uuid.uuid4().hex[:8]} --from alice --to bob --amount 2500 "
+        """--fail-times '{"credit": 100}'"""
+    )
+    assert transfer.rc != 0, "a transfer whose credit always fails must fail"
+    assert "credit" in (transfer.stderr + transfer.stdout).lower()
+    after = run_json(host, f"{WORKERS_CLI} balances")
+    assert after["accounts"]["alice"] == before["accounts"]["alice"], "the debit was not refunded"
+    assert after["accounts"]["bob"] == before["accounts"]["bob"]
+    assert after["total_cents"] == before["total_cents"]
+
+    ok = run_json(host, f"{WORKERS_CLI} transfer --from alice --to bob --amount 2500")
+    assert ok["status"] == "COMPLETED"
+    moved = run_json(host, f"{WORKERS_CLI} balances")
+    assert moved["accounts"]["alice"] == before["accounts"]["alice"] - 2500
+    assert moved["total_cents"] == before["total_cents"]
+
+
+def test_machine_operator_answers_signals_and_queries_sent_with_the_cli(host):
+    machine = f"machine-{uuid.uuid4().hex[:8]}"
+    start = host.run(
+        f"temporal workflow start --type MachineOperatorWorkflow --task-queue stateful-machines "
+        f"--workflow-id {machine} --input '\"{machine}\"' --address {ADDRESS}"
+    )
+    assert start.rc == 0, start.stderr
+
+    def status():
+        result = host.run(f"temporal workflow query --workflow-id {machine} --type getStatus --address {ADDRESS} -o json")
+        return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
+
+    assert wait_for(status, 30, "getStatus") == "DOWN"
+    for signal, expected in [("setUp", "UP"), ("setUp", "UP"), ("tearDown", "DOWN"), ("tearDown", "DOWN"), ("setUp", "UP")]:
+        sent = host.run(f"temporal workflow signal --workflow-id {machine} --name {signal} --address {ADDRESS}")
+        assert sent.rc == 0, sent.stderr
+        wait_for(lambda e=expected: status() == e, 30, f"{expected} after {signal}")
+    assert host.run(f"temporal workflow signal --workflow-id {machine} --name complete --address {ADDRESS}").rc == 0
+    result = wait_for(
+        lambda: (d := temporal_json(host, f"workflow describe --workflow-id {machine}"))["workflowExecutionInfo"]["status"]
+        == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+        and d,
+        30,
+        "the machine workflow to complete",
+    )
+    assert result
+
+
+def test_a_worker_killed_mid_workflow_restarts_and_the_workflow_completes(host):
+    service = "temporal-worker@orders"
+    pid_before = host.check_output(f"systemctl show -p MainPID --value {service}")
+    workflow_id = f"order-killed-{uuid.uuid4().hex[:8]}"
+    started = host.run(order_cli(host, workflow_id, "--ship-delay 6 --no-wait"))
+    assert started.rc == 0, started.stderr
+
+    def shipping_started():
+        history = host.run(f"temporal workflow show --workflow-id {workflow_id} --address {ADDRESS} -o json").stdout
+        return "ship_order" in history and "ActivityTaskStarted" in history.replace("_", "").replace("EVENTTYPEACTIVITYTASKSTARTED", "ActivityTaskStarted")
+
+    wait_for(shipping_started, 30, "ship_order to start")
+    killed = host.run(f"systemctl kill -s SIGKILL {service}")
+    assert killed.rc == 0, killed.stderr
+    wait_for(
+        lambda: host.check_output(f"systemctl show -p MainPID --value {service}") not in ("0", pid_before),
+        30,
+        "systemd to restart the killed worker",
+    )
+    assert int(host.check_output(f"systemctl show -p NRestarts --value {service}")) >= 1
+    result = run_json(host, f"{WORKERS_CLI} result --id {workflow_id}")
+    assert "COMPLETED" in json.dumps(result).upper()
+
+
+def test_web_ui_lists_the_completed_order(host, completed_order):
+    chromium = next((c for c in ("chromium", "chromium-browser") if subprocess.run(["which", c], capture_output=True).returncode == 0), None)
+    assert chromium, "Debian's chromium must be installed on the controller (tools/ensure-host-tools.sh does it)"
+    ip = host.check_output("hostname -I").split()[0]
+    url = f"http://{ip}:8233/namespaces/default/workflows"
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "ui-workflows.png"
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", f"--user-data-dir={ARTIFACTS / '.chromium'}", "--window-size=1600,1000",
+        "--virtual-time-budget=20000",
+    ]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+    assert completed_order in dom.stdout, f"the UI's workflow list does not show {completed_order}:\n{dom.stdout[:2000]}\n{dom.stderr[-2000:]}"
+    shot = subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120, check=False)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+def test_absent_removes_units_services_binaries_and_keeps_data_then_present_restores_history(host, completed_order):
+    removed = run_playbook(scenario_dir() / "remove.yml")
+    assert removed.returncode == 0, removed.output[-4000:]
+    for unit in ("temporal-dev-server.service", "temporal-worker@.service"):
+        assert not host.file(f"/etc/systemd/system/{unit}").exists
+    for service in SERVICES:
+        assert not host.service(service).is_running, f"{service} still runs"
+    for path in ("/usr/local/bin/temporal", "/opt/temporal-cli", "/opt/temporal-workers", "/usr/bin/prometheus"):
+        assert not host.file(path).exists, f"{path} is left behind"
+    for path in ("/var/lib/temporal-dev/temporal.db", "/var/lib/temporal-workers/store.db", "/var/lib/prometheus"):
+        assert host.file(path).exists, f"absent must keep {path}"
+
+    again = run_playbook(scenario_dir() / "remove.yml")
+    assert again.returncode == 0 and all(c["changed"] == 0 for c in again.recap().values()), again.output[-3000:]
+
+    restored = run_playbook(scenario_dir() / "converge.yml")
+    assert restored.returncode == 0, restored.output[-4000:]
+    info = temporal_json(host, f"workflow describe --workflow-id {completed_order}")
+    assert info["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"

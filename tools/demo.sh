@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: deploys the stack into a local systemd container with site.yml, then shows
-# from this machine that the server answers, and where the UI is.
+# The main job: deploys the whole dev stack into a local systemd container with site.yml,
+# runs a sample order end to end, and prints its result and where the UI and Prometheus are.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -27,7 +27,31 @@ ip="$(docker inspect -f '{{ range .NetworkSettings.Networks }}{{ .IPAddress }}{{
 echo
 echo "== The server answers this machine's CLI:"
 temporal operator cluster health --address "$ip:7233"
-temporal operator namespace list --address "$ip:7233" -o json | python3 -c 'import json,sys; print("namespaces:", ", ".join(n["namespaceInfo"]["name"] for n in json.load(sys.stdin)))'
+
 echo
-echo "Temporal frontend: $ip:7233   Web UI: http://$ip:8233   metrics: http://$ip:9233/metrics"
+echo "== A sample order, end to end through the deployed worker:"
+order_id="demo-order-$(date +%s)"
+docker exec "$name" /opt/temporal-workers/venv/bin/temporal-workers order --id "$order_id" \
+  --items-json '[{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]' \
+  --address "1 Main St, Springfield" --email reader@example.com
+temporal workflow describe --workflow-id "$order_id" --address "$ip:7233" | grep -E "Status|Type" || true
+
+echo
+echo "== Prometheus targets (after their first scrape):"
+for _ in $(seq 1 30); do
+  targets="$(docker exec "$name" curl -fsS http://127.0.0.1:9090/api/v1/targets)"
+  if printf '%s' "$targets" | python3 -c 'import json, sys; t = json.load(sys.stdin)["data"]["activeTargets"]; sys.exit(0 if t and all(x["health"] != "unknown" for x in t) else 1)'; then
+    break
+  fi
+  sleep 2
+done
+printf '%s' "$targets" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["data"]["activeTargets"]:
+    print("  %-18s %-34s %s" % (t["labels"]["job"], t["scrapeUrl"], t["health"]))'
+
+echo
+echo "Temporal frontend: $ip:7233"
+echo "Web UI:            http://$ip:8233/namespaces/default/workflows/$order_id"
+echo "Prometheus:        http://$ip:9090/targets"
 echo "Remove the demo with: docker rm -f $name"

@@ -1,0 +1,71 @@
+"""Prometheus' targets come from the inventory: every server and worker host, each with its own ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+INVENTORY = """
+all:
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  children:
+    temporal_server:
+      hosts:
+        server: {temporal_advertise_address: 10.0.0.10, temporal_dev_server_metrics_port: 9300}
+    temporal_workers:
+      hosts:
+        worker1: {temporal_advertise_address: 10.0.0.21}
+        worker2:
+          temporal_advertise_address: 10.0.0.22
+          temporal_worker_queues: [{name: orders, metrics_port: 9600}]
+    temporal_monitoring:
+      hosts:
+        monitoring: {temporal_advertise_address: 10.0.0.30}
+"""
+
+PLAYBOOK = """
+- hosts: monitoring
+  gather_facts: false
+  vars_files:
+    - {root}/roles/_common/vars/main.yml
+    - {root}/roles/prometheus/defaults/main.yml
+  tasks:
+    - ansible.builtin.template:
+        src: {root}/roles/prometheus/templates/temporal.yml.j2
+        dest: {out}
+"""
+
+
+def render(tmp_path: Path) -> dict:
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    out = tmp_path / "temporal.yml"
+    (tmp_path / "render.yml").write_text(PLAYBOOK.format(root=ROOT, out=out))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(tmp_path / "home"))
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return yaml.safe_load(out.read_text())
+
+
+def targets(config: dict, job: str) -> dict[str, dict]:
+    (scrape,) = [s for s in config["scrape_configs"] if s["job_name"] == job]
+    return {t: static["labels"] for static in scrape["static_configs"] for t in static["targets"]}
+
+
+def test_every_inventory_host_is_a_target_with_its_own_ports(tmp_path: Path) -> None:
+    config = render(tmp_path)
+    assert targets(config, "temporal-server") == {"10.0.0.10:9300": {"host": "server"}}
+    workers = targets(config, "temporal-workers")
+    # worker1 keeps the worker role's default queues; worker2 serves one queue on its own port.
+    assert {t for t in workers if t.startswith("10.0.0.21:")} == {"10.0.0.21:9464", "10.0.0.21:9465", "10.0.0.21:9466", "10.0.0.21:9467"}
+    assert {t: l for t, l in workers.items() if t.startswith("10.0.0.22:")} == {"10.0.0.22:9600": {"host": "worker2", "task_queue": "orders"}}

@@ -1,0 +1,244 @@
+"""Inputs and results of the workflows and activities.
+
+Plain dataclasses: the SDK's JSON converter turns them into JSON that any
+client (the ``temporal`` CLI, another SDK, a script) can read and write.
+Money is always integer cents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Task queues. One systemd service runs one queue.
+ORDERS = "orders"
+SAGAS = "sagas"
+MACHINES = "stateful-machines"
+LOYALTY = "loyalty"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Failures to inject, by activity name, for tests and demos.
+
+    Counted with the activity's attempt number, which the server keeps, so
+    "fail twice" means exactly two failed attempts however workers restart.
+    """
+
+    # Fail the first N attempts before the side effect.
+    fail_times: dict[str, int] = field(default_factory=dict)
+    # Apply the side effect, then fail the first N attempts, as if the reply
+    # were lost: the retry must find the effect and not apply it again.
+    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
+
+
+# --- orders -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    items: list[OrderItem]
+    address: str | None = None
+    email: str | None = None
+    # Makes ship_order take this long; lets tests stop a worker mid-activity.
+    ship_delay_seconds: float = 0.0
+    fail_times: dict[str, int] = field(default_factory=dict)
+    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.quantity * item.unit_price_cents for item in self.items)
+
+    @property
+    def faults(self) -> FaultPlan:
+        return FaultPlan(self.fail_times, self.fail_after_commit_times)
+
+
+@dataclass(frozen=True)
+class Charge:
+    charge_id: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class Shipment:
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    order_id: str
+    email: str | None
+    message: str
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order_id: str
+    status: str
+    amount_cents: int
+    charge_id: str
+    tracking_number: str
+
+
+# --- sagas --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transfer:
+    from_account: str
+    to_account: str
+    amount_cents: int
+    fail_times: dict[str, int] = field(default_factory=dict)
+    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def faults(self) -> FaultPlan:
+        return FaultPlan(self.fail_times, self.fail_after_commit_times)
+
+
+@dataclass(frozen=True)
+class TransferLeg:
+    """One account movement of a transfer, as an activity input."""
+
+    account: str
+    amount_cents: int
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    transfer_id: str
+    status: str
+    from_account: str
+    to_account: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class Trip:
+    car: str
+    hotel: str
+    flight: str
+    customer: str = ""
+    fail_times: dict[str, int] = field(default_factory=dict)
+    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def faults(self) -> FaultPlan:
+        return FaultPlan(self.fail_times, self.fail_after_commit_times)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What to reserve (or cancel), as an activity input."""
+
+    item: str
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+@dataclass(frozen=True)
+class TripResult:
+    trip_id: str
+    status: str
+    # Step name -> confirmation code.
+    confirmations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SagaFailure:
+    """Details attached to a failed saga's error."""
+
+    failed_step: str
+    error: str
+    # Compensations that ran, in the order they ran.
+    compensations: list[str]
+
+
+@dataclass(frozen=True)
+class SeedAccounts:
+    balances_cents: dict[str, int]
+
+
+@dataclass(frozen=True)
+class BalancesReport:
+    accounts: dict[str, int]
+    total_cents: int
+    side_effects: EffectReport
+
+
+# --- the side-effect store ---------------------------------------------------
+
+Outcome = Literal["applied", "duplicate", "skipped", "rejected"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the store did with a request; a duplicate returns the first entry."""
+
+    key: str
+    outcome: Outcome
+    seq: int | None = None
+    amount_cents: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class KindReport:
+    requested: int = 0
+    applied: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class EffectReport:
+    requested: int
+    applied: int
+    # Requests recognised as repeats (retries after a lost reply) and not re-applied.
+    deduplicated: int
+    # Idempotency keys applied more than once: must always be 0.
+    duplicated: int
+    # Accounts whose balance differs from the sum of their ledger entries.
+    unbalanced_accounts: list[str]
+    by_kind: dict[str, KindReport] = field(default_factory=dict)
+
+
+# --- stateful actors ----------------------------------------------------------
+
+MACHINE_UP = "UP"
+MACHINE_DOWN = "DOWN"
+
+
+@dataclass(frozen=True)
+class MachineCarryOver:
+    """Start options of MachineOperatorWorkflow, and the state each run hands to the next."""
+
+    state: str = MACHINE_DOWN
+    # Signals received but not yet processed when the previous run ended.
+    pending_signals: list[str] = field(default_factory=list)
+    # Continue as new after this many signals in one run (or when the server suggests it).
+    continue_as_new_after: int = 500
+    run_number: int = 1
+
+
+@dataclass(frozen=True)
+class LoyaltyAccount:
+    """Start input of LoyaltyWorkflow, and the state each run hands to the next."""
+
+    customer_id: str
+    points: int = 0
+    gold_threshold: int = 10
+    # Continue as new after this many updates in one run (or when the server suggests it).
+    continue_as_new_after: int = 500
+    run_number: int = 1

@@ -1,0 +1,114 @@
+"""Running workers: one per task queue, in one process, with a graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from durable_temporal_workers.config import Config
+from durable_temporal_workers.connection import connect, make_runtime
+from durable_temporal_workers.deps import ActivityDeps
+from durable_temporal_workers.faults import FaultInjector
+from durable_temporal_workers.policies import ActivityPolicyInterceptor
+from durable_temporal_workers.registry import QueuePlan, Registry
+from durable_temporal_workers.store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def build_workers(
+    client: Client,
+    config: Config,
+    registry: Registry,
+    plans: Sequence[QueuePlan],
+    deps: ActivityDeps,
+) -> list[Worker]:
+    interceptor = ActivityPolicyInterceptor(config)
+    tuning = config.worker
+    owners: dict[type, object] = {}
+    workers = []
+    for plan in plans:
+        workers.append(
+            Worker(
+                client,
+                task_queue=plan.queue,
+                workflows=[w.cls for w in plan.workflows],
+                activities=registry.bind(plan, deps, owners),
+                interceptors=[interceptor],
+                workflow_runner=(
+                    SandboxedWorkflowRunner() if tuning.sandbox else UnsandboxedWorkflowRunner()
+                ),
+                max_concurrent_activities=tuning.max_concurrent_activities,
+                max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+                max_cached_workflows=tuning.max_cached_workflows,
+                max_concurrent_activity_task_polls=tuning.max_concurrent_activity_polls,
+                max_concurrent_workflow_task_polls=tuning.max_concurrent_workflow_task_polls,
+                # On shutdown: stop polling, give running activities this long.
+                graceful_shutdown_timeout=timedelta(seconds=tuning.drain_timeout_seconds),
+            )
+        )
+        log.info(
+            "serving queue %s: workflows [%s], activities [%s]",
+            plan.queue,
+            ", ".join(w.name for w in plan.workflows),
+            ", ".join(a.name for a in plan.activities),
+        )
+    return workers
+
+
+async def run_workers(
+    config: Config,
+    registry: Registry,
+    queues: Sequence[str] | None,
+    stop: asyncio.Event,
+) -> int:
+    """Serve ``queues`` until ``stop`` is set, then drain. Returns an exit code.
+
+    Raises RegistryError or StoreUnavailable before connecting when the wiring
+    or the store is wrong, and ConnectError when Temporal cannot be reached.
+    """
+    plans = registry.plan(queues)
+    # Local problems (store, metrics port) fail before the wait for the server.
+    deps = ActivityDeps(
+        store=SqliteStore(config.store.path),
+        faults=FaultInjector(config.faults.activities),
+    )
+    runtime = make_runtime(config.metrics)
+    client = await connect(config, runtime, stop)
+    if client is None:
+        log.info("stopped before connecting")
+        return 0
+    workers = build_workers(client, config, registry, plans, deps)
+    runs = [
+        asyncio.create_task(w.run(), name=f"worker-{p.queue}")
+        for w, p in zip(workers, plans, strict=True)
+    ]
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopping, *runs], return_when=asyncio.FIRST_COMPLETED)
+    failed = stopping not in done
+    if failed:
+        log.error("a worker stopped unexpectedly; shutting the others down")
+    else:
+        log.info(
+            "draining: no new tasks, up to %ss for running activities",
+            config.worker.drain_timeout_seconds,
+        )
+    stopping.cancel()
+    await asyncio.gather(
+        *(w.shutdown() for w, run in zip(workers, runs, strict=True) if not run.done())
+    )
+    exit_code = 1 if failed else 0
+    for run in runs:
+        try:
+            await run
+        except Exception as err:
+            log.error("%s failed: %s", run.get_name(), err)
+            exit_code = 1
+    log.info("workers stopped")
+    return exit_code

@@ -1,0 +1,40 @@
+"""The wheel builds offline, with the console script and type marker in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_builds_offline(tmp_path: Path) -> None:
+    # Build from a copy, so the source tree gets no build/ or egg-info litter.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    out = tmp_path / "dist"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("-q", "-w", str(out), str(source)),
+        ],
+        check=True,
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+    )
+    (wheel,) = out.glob("durable_temporal_workers-0.1.0-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        meta = "durable_temporal_workers-0.1.0.dist-info"
+        entry_points = archive.read(f"{meta}/entry_points.txt").decode()
+        metadata = archive.read(f"{meta}/METADATA").decode()
+    assert "durable_temporal_workers/py.typed" in names
+    assert "durable_temporal_workers/workflows/orders.py" in names
+    assert "temporal-workers = durable_temporal_workers.cli:run" in entry_points
+    assert "Name: durable-temporal-workers" in metadata
+    assert "Requires-Dist: temporalio==1.35.*" in metadata

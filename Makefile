@@ -38,7 +38,9 @@ unit: venv
 workers: venv
 	cd workers && ruff format --check . && ruff check . && mypy && pytest -q
 
+# Containers left by an interrupted run would clash by name with the scenarios' hosts.
 molecule: harness
+	docker ps -aq --filter label=owner=molecule | xargs -r docker rm -f >/dev/null
 	set -e; for scenario in $(SCENARIOS); do molecule test -s $$scenario; done
 
 clean:

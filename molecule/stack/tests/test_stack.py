@@ -189,6 +189,23 @@ def test_web_ui_lists_the_completed_order(host, completed_order):
     assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
 
 
+def test_a_bad_variable_of_any_component_stops_the_preset_before_any_change(host):
+    """The dev server comes first in the preset: a later component's bad variable must stop it all the same."""
+    cases = {
+        "temporal_worker_drain_timeout": "soon",
+        "temporal_worker_install_from": "carrier-pigeon",
+        "temporal_prometheus_scrape_interval": "often",
+    }
+    for variable, value in cases.items():
+        run = run_playbook(
+            scenario_dir() / "converge.yml",
+            extra_vars={variable: value, "temporal_dev_server_data_dir": "/var/lib/must-not-exist"},
+        )
+        assert run.returncode != 0, f"{variable}={value} was accepted"
+        assert variable in run.output, f"the error for {variable}={value} does not name it:\n{run.output[-3000:]}"
+        assert not host.file("/var/lib/must-not-exist").exists, f"{variable}={value}: the preset changed the host before failing"
+
+
 def test_absent_removes_units_services_binaries_and_keeps_data_then_present_restores_history(host, completed_order):
     removed = run_playbook(scenario_dir() / "remove.yml")
     assert removed.returncode == 0, removed.output[-4000:]

@@ -8,12 +8,18 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 SCENARIOS ?= dev_server stack
 
-.PHONY: test demo venv harness lint unit workers molecule clean
+.PHONY: test demo bench venv harness lint unit workers molecule clean
 
 test: lint unit workers molecule
 
 demo: venv harness
 	tools/demo.sh
+
+# Figures, not tests (issue 7): deploy, throughput, persistence, tuning, footprint; prints a
+# table, writes bench/results/results.json and chart.png. Sizes: see bench/README.md.
+bench: venv harness
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python bench/run.py
 
 venv: $(VENV)/.installed
 

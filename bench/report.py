@@ -1,0 +1,358 @@
+"""Turning the figures into a table on stdout, targets and a chart."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+# Within this share of the best throughput, tuning points count as equally fast (run-to-run
+# noise is ~25%): among them the lowest worker CPU per workflow wins, since on 2 cores the
+# CPU a worker does not use goes to the dev server, the bottleneck.
+TUNING_TIE = 0.9
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so stdout carries only the table."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def best_tuning(points: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    fastest = max(p["workflows_per_s"] for p in points.values())
+    contenders = {n: p for n, p in points.items() if p["workflows_per_s"] >= TUNING_TIE * fastest}
+    name = min(contenders, key=lambda n: contenders[n]["worker_cpu_ms_per_wf"] or float("inf"))
+    return {
+        "name": name,
+        "rule": f"lowest worker CPU/workflow among points within {TUNING_TIE} of the fastest",
+    }
+
+
+def _status(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def targets(
+    results: dict[str, Any], idempotent_max: float, bundled_min: float, durable_min: float
+) -> list[dict[str, Any]]:
+    out = []
+    deploy = results["deploy"]
+    figure = deploy["second_over_first"]
+    out.append(
+        {
+            "target": "idempotent re-run / first converge",
+            "figure": figure,
+            "limit": f"<= {idempotent_max}",
+            "status": _status(figure <= idempotent_max),
+        }
+    )
+    if "throughput" in results:
+        figure = results["throughput"]["bundled_over_bare"]
+        out.append(
+            {
+                "target": "bundled / bare-SDK worker throughput",
+                "figure": figure,
+                "limit": f">= {bundled_min}",
+                "status": _status(None if figure is None else figure >= bundled_min),
+            }
+        )
+    if "persistence" in results:
+        durable = next(
+            v for n, v in results["persistence"]["variants"].items() if "role default" in n
+        )
+        figure = durable["over_in_memory"]
+        out.append(
+            {
+                "target": "durable (role default) / in-memory throughput",
+                "figure": figure,
+                "limit": f">= {durable_min}",
+                "status": _status(None if figure is None else figure >= durable_min),
+            }
+        )
+    return out
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  " + "  ".join(cells).rstrip())
+
+
+POINT_HEADERS = ["wf/s", "p50 ms", "p95 ms", "worker CPU ms/wf", "server CPU ms/wf", "failed"]
+
+
+def _point(p: dict[str, Any]) -> list[str]:
+    return [
+        _fmt(p["workflows_per_s"]),
+        _fmt(p["p50_ms"], 0),
+        _fmt(p["p95_ms"], 0),
+        _fmt(p["worker_cpu_ms_per_wf"]),
+        _fmt(p["server_cpu_ms_per_wf"]),
+        str(p["failures"]),
+    ]
+
+
+def table(results: dict[str, Any]) -> None:
+    machine, settings = results["machine"], results["settings"]
+    print(
+        f"\n== durable.temporal benchmark, {results['date']}: {machine['nproc']} cores, "
+        f"{machine['memory_gib']} GiB, "
+        f"load average at start {machine['load_average_at_start'][0]:.2f}"
+    )
+    print(
+        f"   {settings['workflows_per_point']} orders per point, at most "
+        f"{settings['max_in_flight']} in flight, {settings['rounds']} interleaved rounds "
+        "for compared points; run-to-run noise ~25%: CPU per workflow is the stable signal"
+    )
+    status = {t["target"]: f"{t['limit']}  {t['status']}" for t in results["targets"]}
+
+    d = results["deploy"]
+    bare = d["bare_installs_s"]
+    print("\n== Deploy: durable.temporal.stack, no role variables, onto a bare systemd container")
+    _rows(
+        ["step", "seconds", "tasks", "changed", "figure"],
+        [
+            [
+                "first converge",
+                _fmt(d["first_converge_s"]),
+                str(d["first_tasks"]),
+                str(d["first_changed"]),
+                "",
+            ],
+            [
+                "second converge (idempotent)",
+                _fmt(d["second_converge_s"]),
+                str(d["second_tasks"]),
+                str(d["second_changed"]),
+                f"{d['second_over_first']:.2f} of first  "
+                + status["idempotent re-run / first converge"],
+            ],
+            ["bare package installs (script)", _fmt(bare["total"]), "", "", ""],
+            ["first converge / bare installs", "", "", "", f"{d['first_over_bare']:.2f}"],
+        ],
+    )
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in bare.items() if k != "total")
+    print(f"  bare installs by phase (s): {phases}")
+    for which in ("first", "second"):
+        slowest = d[f"{which}_slowest_tasks"][:5]
+        if slowest:
+            print(f"  slowest tasks of the {which} converge (s):")
+            for task in slowest:
+                print(f"    {task['seconds']:6.1f}  {task['task']}")
+
+    if "throughput" in results:
+        t = results["throughput"]
+        print("\n== Throughput: OrderWorkflow (4 activities), same server, same run")
+        _rows(
+            ["worker", *POINT_HEADERS],
+            [["bundled (deployed)", *_point(t["bundled"])], ["bare SDK", *_point(t["bare_sdk"])]],
+        )
+        print(
+            f"  bundled / bare throughput {_fmt(t['bundled_over_bare'], 2)}  "
+            + status["bundled / bare-SDK worker throughput"]
+            + f"; worker CPU bundled / bare {_fmt(t['cpu_bundled_over_bare'], 2)}"
+        )
+
+        print("\n== Footprint after the throughput run (MiB)")
+        _rows(
+            ["service", "MemoryCurrent", "RSS"],
+            [
+                [unit, _fmt(m["memory_current_mib"]), _fmt(m["rss_mib"])]
+                for unit, m in results["footprint"].items()
+            ],
+        )
+
+    if "persistence" in results:
+        variants = results["persistence"]["variants"]
+        print("\n== Persistence: the dev server per SQLite setting (bundled worker)")
+        _rows(
+            ["variant", *POINT_HEADERS, "/ memory", "kept over restart"],
+            [
+                [name, *_point(v), _fmt(v["over_in_memory"], 2), _fmt(v["survives_restart"])]
+                for name, v in variants.items()
+            ],
+        )
+        for name, v in variants.items():
+            print(f"  {name}: durability {v['durability']}")
+        print(
+            "  durable (role default) / in memory: "
+            + status["durable (role default) / in-memory throughput"]
+        )
+        _applied("a variant", results["persistence"]["apply_converge_s"])
+
+    if "tuning" in results:
+        tuning = results["tuning"]
+        print(
+            "\n== Tuning: temporal_worker_settings, each applied by re-converging the worker role"
+        )
+        _rows(
+            ["setting", *POINT_HEADERS, "temporal_worker_settings"],
+            [
+                [name, *_point(p), str(p["temporal_worker_settings"] or "{}")]
+                for name, p in tuning["settings"].items()
+            ],
+        )
+        best = tuning["best"]
+        print(f"  best for {machine['nproc']} cores: {best['name']} ({best['rule']})")
+        _applied("a setting", tuning["apply_converge_s"])
+
+    print("\n== Targets (a MISS is reported, never fatal)")
+    _rows(
+        ["target", "figure", "limit", "status"],
+        [[t["target"], _fmt(t["figure"], 2), t["limit"], t["status"]] for t in results["targets"]],
+    )
+
+
+def _applied(what: str, seconds: list[float]) -> None:
+    if seconds:
+        print(
+            f"  applying {what} (a role converge): {min(seconds):.0f} to {max(seconds):.0f} s, "
+            f"{len(seconds)} converges"
+        )
+
+
+# --- the chart ----------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    # Imported here: matplotlib is the bench's own requirement, and needs its headless
+    # backend chosen before pyplot loads.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10), layout="constrained")
+    machine = results["machine"]
+    fig.suptitle(
+        f"durable.temporal benchmark {results['date'][:10]} - {machine['nproc']} cores, "
+        f"{machine['memory_gib']} GiB, {results['settings']['workflows_per_point']} orders/point"
+    )
+    d = results["deploy"]
+    _bars(
+        axes[0][0],
+        {
+            "first converge": d["first_converge_s"],
+            "second converge": d["second_converge_s"],
+            "bare installs": d["bare_installs_s"]["total"],
+        },
+        ylabel="seconds",
+        title=f"Deploy: wall time (first / bare installs {d['first_over_bare']:.1f})",
+        fmt="{:.0f} s",
+    )
+    panels = [
+        (axes[0][1], "throughput", _throughput_panel),
+        (axes[0][2], "throughput", _latency_panel),
+        (axes[1][0], "persistence", _persistence_panel),
+        (axes[1][1], "tuning", _tuning_panel),
+        (axes[1][2], "footprint", _footprint_panel),
+    ]
+    for ax, section, draw in panels:
+        if section in results:
+            draw(ax, results[section])
+        else:
+            ax.set_visible(False)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _throughput_panel(ax: Any, t: dict[str, Any]) -> None:
+    points = {"bundled": t["bundled"], "bare SDK": t["bare_sdk"]}
+    _bars(
+        ax,
+        {name: p["workflows_per_s"] for name, p in points.items()},
+        ylabel="workflows / s",
+        title=f"Throughput (bundled / bare {_fmt(t['bundled_over_bare'], 2)}); line: CPU",
+        fmt="{:.1f}",
+    )
+    _cpu_line(ax, points, "worker_cpu_ms_per_wf", "worker CPU ms / workflow")
+
+
+def _latency_panel(ax: Any, t: dict[str, Any]) -> None:
+    points = {"bundled": t["bundled"], "bare SDK": t["bare_sdk"]}
+    x = range(len(points))
+    for offset, key, label in ((-0.2, "p50_ms", "p50"), (0.2, "p95_ms", "p95")):
+        bars = ax.bar([i + offset for i in x], [p[key] for p in points.values()], 0.4, label=label)
+        ax.bar_label(bars, [f"{p[key]:.0f}" for p in points.values()])
+    ax.set_xticks(list(x), list(points))
+    ax.set_ylabel("ms, start to result")
+    ax.set_title("Latency per workflow")
+    ax.legend()
+
+
+def _persistence_panel(ax: Any, persistence: dict[str, Any]) -> None:
+    # The variant names are long; a line break keeps the tick labels apart.
+    variants = {n.replace(" (", "\n("): v for n, v in persistence["variants"].items()}
+    _bars(
+        ax,
+        {name: v["workflows_per_s"] for name, v in variants.items()},
+        ylabel="workflows / s",
+        title="Persistence: dev server SQLite; line: server CPU",
+        fmt="{:.1f}",
+    )
+    _cpu_line(ax, variants, "server_cpu_ms_per_wf", "server CPU ms / workflow")
+
+
+def _tuning_panel(ax: Any, tuning: dict[str, Any]) -> None:
+    settings = tuning["settings"]
+    _bars(
+        ax,
+        {name: p["workflows_per_s"] for name, p in settings.items()},
+        ylabel="workflows / s",
+        title=f"Tuning (best: {tuning['best']['name']}); line: worker CPU",
+        fmt="{:.1f}",
+    )
+    _cpu_line(ax, settings, "worker_cpu_ms_per_wf", "worker CPU ms / workflow")
+
+
+def _cpu_line(ax: Any, points: dict[str, Any], key: str, label: str) -> None:
+    """CPU per workflow on a second axis: the signal that stays put when throughput is noisy."""
+    twin = ax.twinx()
+    cpu = [p[key] or 0.0 for p in points.values()]
+    twin.plot(list(points), cpu, "o-", color="black")
+    for x, value in enumerate(cpu):
+        twin.annotate(f"{value:.0f}", (x, value), textcoords="offset points", xytext=(8, -12))
+    twin.set_ylabel(label)
+    # Headroom above the line keeps its labels clear of the bar labels.
+    twin.set_ylim(bottom=0, top=max(cpu) * 1.8 or 1)
+
+
+def _footprint_panel(ax: Any, footprint: dict[str, Any]) -> None:
+    units = [u.removeprefix("temporal-") for u in footprint]
+    mib = [m["memory_current_mib"] or 0.0 for m in footprint.values()]
+    ax.barh(units, mib, color="C2")
+    ax.invert_yaxis()
+    ax.set_xlabel("MiB (systemd MemoryCurrent)")
+    ax.set_title("Memory per service after the load")
+    for i, value in enumerate(mib):
+        ax.text(value, i, f" {value:.0f}", va="center")
+    ax.margins(x=0.15)
+
+
+def _bars(ax: Any, values: dict[str, float], *, ylabel: str, title: str, fmt: str) -> None:
+    bars = ax.bar(list(values), list(values.values()), color=[f"C{i}" for i in range(len(values))])
+    ax.bar_label(bars, [fmt.format(v) for v in values.values()])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelsize=9)
+    ax.margins(y=0.15)

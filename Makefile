@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-SCENARIOS ?= dev_server stack postgresql
+SCENARIOS ?= dev_server stack postgresql production
 
 .PHONY: test demo bench venv harness lint unit workers molecule clean
 

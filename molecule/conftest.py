@@ -6,9 +6,12 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
+import testinfra
+import yaml
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)")
 
@@ -42,6 +45,18 @@ class PlaybookRun:
 
 def scenario_dir() -> Path:
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+
+
+def instance(name: str):
+    """A testinfra host for one of the scenario's instances, by its inventory name."""
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+@cache
+def converge_password() -> str:
+    """The one place a scenario's test password lives is its converge playbook."""
+    plays = yaml.safe_load((scenario_dir() / "converge.yml").read_text())
+    return plays[0]["vars"]["temporal_postgresql_password"]
 
 
 def run_playbook(playbook: str | Path, *args: str, extra_vars: dict[str, object] | None = None) -> PlaybookRun:

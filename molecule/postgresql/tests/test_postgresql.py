@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import os
 import time
-from functools import cache
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
-from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir
+from conftest import assert_check_mode_changes_nothing, converge_password, instance, run_playbook, scenario_dir
 
 USER = "temporal"
 DATABASES = ("temporal", "temporal_visibility")
 SERVER_BIN = "/usr/lib/postgresql/15/bin/postgres"
 DATA_DIR = "/var/lib/postgresql/15/main"
 MARKER = "durable_marker"
-
-
-@cache
-def password() -> str:
-    """The one place the test password lives is the converge playbook."""
-    plays = yaml.safe_load((scenario_dir() / "converge.yml").read_text())
-    return plays[0]["vars"]["temporal_postgresql_password"]
-
-
-def instance(name: str):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +34,7 @@ def client():
 def psql(client, sql: str, *, secret: str | None = None, dbname: str = "temporal", sslmode: str = "require"):
     """psql from the Temporal host over the network, as the Temporal role; the password goes in the environment."""
     conninfo = f"host=db user={USER} dbname={dbname} sslmode={sslmode} connect_timeout=10"
-    return client.run("PGPASSWORD=%s psql %s -AtX -v ON_ERROR_STOP=1 -c %s", secret if secret is not None else password(), conninfo, sql)
+    return client.run("PGPASSWORD=%s psql %s -AtX -v ON_ERROR_STOP=1 -c %s", secret if secret is not None else converge_password(), conninfo, sql)
 
 
 def as_postgres(db, sql: str, dbname: str = "postgres"):
@@ -141,7 +128,7 @@ def disguised(secret: str) -> str:
 
 
 def test_the_password_is_in_no_file_and_no_log_on_the_database_host(db):
-    pattern = disguised(password())
+    pattern = disguised(converge_password())
     # As an unprivileged user: nothing world-readable holds it.
     readable = db.run("runuser -u nobody -- grep -rlsE -- %s /etc/postgresql /var/log/postgresql", pattern)
     assert readable.stdout == "", f"world-readable files hold the password: {readable.stdout}"
@@ -158,7 +145,7 @@ def test_the_password_is_in_no_file_and_no_log_on_the_database_host(db):
 def test_the_password_is_not_in_the_ansible_output():
     run = run_playbook(scenario_dir() / "converge.yml", "--diff", "-vvv")
     assert run.returncode == 0, run.output[-4000:]
-    assert password() not in run.output, "the converge output shows the password"
+    assert converge_password() not in run.output, "the converge output shows the password"
 
 
 @pytest.mark.parametrize(

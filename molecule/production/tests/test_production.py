@@ -11,12 +11,10 @@ import json
 import os
 import time
 import uuid
-from functools import cache
 
 import pytest
-import testinfra
 import yaml
-from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir
+from conftest import assert_check_mode_changes_nothing, converge_password, instance, run_playbook, scenario_dir
 
 USER = "temporal"
 DATABASES = ("temporal", "temporal_visibility")
@@ -27,17 +25,6 @@ ADDRESS = "127.0.0.1:7233"
 NO_ARCHIVE = "no temporal-server release archive supplied (set TEMPORAL_SERVER_ARCHIVE)"
 HAVE_ARCHIVE = bool(os.environ.get("TEMPORAL_SERVER_ARCHIVE"))
 needs_archive = pytest.mark.skipif(not HAVE_ARCHIVE, reason=NO_ARCHIVE)
-
-
-@cache
-def password() -> str:
-    """The one place the test password lives is the converge playbook."""
-    plays = yaml.safe_load((scenario_dir() / "converge.yml").read_text())
-    return plays[0]["vars"]["temporal_postgresql_password"]
-
-
-def instance(name: str):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +40,7 @@ def temporal():
 def psql(temporal, sql: str, *, dbname: str = "temporal"):
     """psql from the Temporal host over the network, as the Temporal role; the password goes in the environment."""
     conninfo = f"host=pg user={USER} dbname={dbname} connect_timeout=10"
-    return temporal.run("PGPASSWORD=%s psql %s -AtX -v ON_ERROR_STOP=1 -c %s", password(), conninfo, sql)
+    return temporal.run("PGPASSWORD=%s psql %s -AtX -v ON_ERROR_STOP=1 -c %s", converge_password(), conninfo, sql)
 
 
 def cli(temporal, *args: str):
@@ -97,7 +84,7 @@ def test_config_passes_the_validator_on_the_host(temporal):
 
 def test_config_reads_the_password_from_its_file_and_holds_no_password(temporal):
     text = temporal.check_output("cat %s", CONFIG)
-    assert password() not in text
+    assert converge_password() not in text
     config = yaml.safe_load(text)
     for store in ("default", "visibility"):
         sql = config["persistence"]["datastores"][store]["sql"]
@@ -110,9 +97,9 @@ def test_config_reads_the_password_from_its_file_and_holds_no_password(temporal)
 def test_the_password_file_is_readable_by_the_service_group_only(temporal):
     secret = temporal.file(PASSWORD_FILE)
     assert (secret.user, secret.group, secret.mode) == ("root", "temporal", 0o640)
-    assert temporal.check_output("cat %s", PASSWORD_FILE) == password()
+    assert temporal.check_output("cat %s", PASSWORD_FILE) == converge_password()
     # The service user reads it the way the server does (passwordCommand), and it logs in with it.
-    assert temporal.run("runuser -u temporal -- /usr/bin/cat %s", PASSWORD_FILE).stdout == password()
+    assert temporal.run("runuser -u temporal -- /usr/bin/cat %s", PASSWORD_FILE).stdout == converge_password()
 
 
 def test_the_dynamic_config_is_written(temporal):
@@ -123,7 +110,7 @@ def test_the_dynamic_config_is_written(temporal):
 def test_the_password_is_not_in_the_ansible_output():
     run = run_playbook(scenario_dir() / "converge.yml", "--diff")
     assert run.returncode == 0, run.output[-3000:]
-    assert password() not in run.output
+    assert converge_password() not in run.output
 
 
 def test_without_an_archive_the_units_wait_for_the_binary(temporal):
@@ -167,7 +154,7 @@ def test_without_an_archive_the_install_stops_at_the_fetch_before_any_change(tem
     assert "temporal_server_local_artifact" in run.output
     for path in ("/etc/must-not-exist", "/var/lib/must-not-exist", "/opt/must-not-exist"):
         assert not temporal.file(path).exists, f"{path}: the play changed the host before failing"
-    assert password() not in run.output
+    assert converge_password() not in run.output
 
 
 # --- With a release archive only ------------------------------------------------------------------

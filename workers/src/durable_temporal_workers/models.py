@@ -32,6 +32,21 @@ class FaultPlan:
     fail_after_commit_times: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class WithFaults:
+    """Workflow inputs that carry a FaultPlan as two plain JSON fields.
+
+    Keyword-only, so subclasses keep their own required fields first.
+    """
+
+    fail_times: dict[str, int] = field(default_factory=dict)
+    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def faults(self) -> FaultPlan:
+        return FaultPlan(self.fail_times, self.fail_after_commit_times)
+
+
 # --- orders -------------------------------------------------------------------
 
 
@@ -43,23 +58,17 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
-class Order:
+class Order(WithFaults):
     order_id: str
     items: list[OrderItem]
     address: str | None = None
     email: str | None = None
     # Makes ship_order take this long; lets tests stop a worker mid-activity.
     ship_delay_seconds: float = 0.0
-    fail_times: dict[str, int] = field(default_factory=dict)
-    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_cents(self) -> int:
         return sum(item.quantity * item.unit_price_cents for item in self.items)
-
-    @property
-    def faults(self) -> FaultPlan:
-        return FaultPlan(self.fail_times, self.fail_after_commit_times)
 
 
 @dataclass(frozen=True)
@@ -94,16 +103,10 @@ class OrderResult:
 
 
 @dataclass(frozen=True)
-class Transfer:
+class Transfer(WithFaults):
     from_account: str
     to_account: str
     amount_cents: int
-    fail_times: dict[str, int] = field(default_factory=dict)
-    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def faults(self) -> FaultPlan:
-        return FaultPlan(self.fail_times, self.fail_after_commit_times)
 
 
 @dataclass(frozen=True)
@@ -125,17 +128,11 @@ class TransferResult:
 
 
 @dataclass(frozen=True)
-class Trip:
+class Trip(WithFaults):
     car: str
     hotel: str
     flight: str
     customer: str = ""
-    fail_times: dict[str, int] = field(default_factory=dict)
-    fail_after_commit_times: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def faults(self) -> FaultPlan:
-        return FaultPlan(self.fail_times, self.fail_after_commit_times)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure this machine has what the tests need: Debian's docker.io (and a running dockerd),
-# debootstrap for the test image, and chromium for the Web UI check. Fresh machines have none.
+# debootstrap for the test image, chromium for the Web UI check, and PostgreSQL's binaries for the
+# workers' shared-store tests. Fresh machines have none.
 set -euo pipefail
 
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq

@@ -28,9 +28,12 @@ from durable_temporal_workers.config import Config, load_config
 from durable_temporal_workers.store import SqliteStore
 from durable_temporal_workers.worker import run_workers
 
+from .postgres import PostgresServer
+
 # Extra namespaces the dev server creates at start.
 SUBPROCESS_NAMESPACE = "subprocess"
 CHAOS_NAMESPACE = "chaos"
+POSTGRES_NAMESPACE = "postgres"
 
 # Short timeouts and retry intervals keep the suite fast.
 TEST_CONFIG = """\
@@ -115,6 +118,8 @@ class DevServer:
             SUBPROCESS_NAMESPACE,
             "--namespace",
             CHAOS_NAMESPACE,
+            "--namespace",
+            POSTGRES_NAMESPACE,
             "--log-level",
             "error",
         ]
@@ -230,3 +235,14 @@ async def activity_attempts(handle: WorkflowHandle[Any, Any], activity_type: str
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
         and event.activity_task_started_event_attributes.scheduled_event_id in scheduled
     ]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session; fails (never skips) without the binaries."""
+    pg = PostgresServer(free_port())
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.remove()

@@ -230,3 +230,94 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_example_config_is_the_defaults() -> None:
     example = Path(__file__).resolve().parents[1] / "config.example.yaml"
     assert load_config(example, {}, known_activities=ACTIVITIES) == Config()
+
+
+# --- the shared (PostgreSQL) store ----------------------------------------------------
+
+STORE_URL = "postgresql://temporal_workers@10.0.0.5:5432/temporal_workers?sslmode=prefer"
+
+
+def test_store_url_and_password_file(tmp_path: Path) -> None:
+    assert load(tmp_path, None).store.url is None
+    assert load(tmp_path, None).store.password_file is None
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    config = load(tmp_path, f"store: {{url: '{STORE_URL}', password_file: {password}}}")
+    assert config.store.url == STORE_URL
+    assert config.store.password_file == str(password)
+    assert load(tmp_path, "store: {url: 'postgres://h/db'}").store.url == "postgres://h/db"
+    assert load(tmp_path, "store: {url: ''}").store.url is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "store: {url: 'postgresql://tw:hunter2@db/tw'}",
+            "store.url: must not carry a password; put it in store.password_file",
+        ),
+        (
+            "store: {url: 'postgresql://tw@db/tw?sslmode=require&password=hunter2'}",
+            "store.url: must not carry a password; put it in store.password_file",
+        ),
+        (
+            "store: {url: 'mysql://tw:hunter2@db/tw'}",
+            "store.url: must start with postgresql:// or postgres://, got scheme 'mysql'",
+        ),
+        ("store: {url: 'db.internal:5432'}", "store.url: must start with postgresql://"),
+        ("store: {url: 5432}", "store.url: must be a non-empty string, got 5432"),
+        (
+            f"store: {{url: '{STORE_URL}', password_file: /nonexistent/password}}",
+            "store.password_file: file does not exist or is not readable",
+        ),
+        (
+            "store: {password_file: /etc/hostname}",
+            "store.password_file: only used with store.url, which is not set",
+        ),
+        ("store: {uri: 'postgresql://db/tw'}", "store.uri: unknown key (did you mean 'url'?)"),
+    ],
+)
+def test_bad_store_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text)
+    assert message in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_store_env_overrides(tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    env = {
+        "TEMPORAL_WORKERS_STORE_URL": STORE_URL,
+        "TEMPORAL_WORKERS_STORE_PASSWORD_FILE": str(password),
+    }
+    config = load(tmp_path, "store: {url: 'postgresql://file-host/tw'}", env)
+    assert config.store.url == STORE_URL
+    assert config.store.password_file == str(password)
+    # Empty unsets it, back to SQLite.
+    assert load(tmp_path, None, {"TEMPORAL_WORKERS_STORE_URL": ""}).store.url is None
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, None, {"TEMPORAL_WORKERS_STORE_URL": "postgresql://tw:hunter2@db/tw"})
+    assert "store.url: must not carry a password" in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_check_config_reports_store_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("store: {url: 'postgresql://tw:hunter2@db/tw'}\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "store.url: must not carry a password; put it in store.password_file" in err
+    assert "hunter2" not in err
+
+    good = tmp_path / "good.yaml"
+    good.write_text(f"store: {{url: '{STORE_URL}'}}\n")
+    assert main(["check-config", "--config", str(good)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["store"] == {
+        "path": "/var/lib/temporal-workers/store.db",
+        "url": STORE_URL,
+        "password_file": None,
+    }

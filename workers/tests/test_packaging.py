@@ -38,3 +38,7 @@ def test_wheel_builds_offline(tmp_path: Path) -> None:
     assert "temporal-workers = durable_temporal_workers.cli:run" in entry_points
     assert "Name: durable-temporal-workers" in metadata
     assert "Requires-Dist: temporalio==1.35.*" in metadata
+    # Plain runtime dependencies: every host may use the shared PostgreSQL store.
+    assert "Requires-Dist: psycopg[binary]==3.3.9" in metadata
+    assert "Requires-Dist: psycopg-pool==3.3.3" in metadata
+    assert "durable_temporal_workers/store_postgres.py" in names

@@ -36,7 +36,7 @@ from durable_temporal_workers.config import (
 from durable_temporal_workers.connection import StartupError, connect, make_runtime
 from durable_temporal_workers.logs import setup_logging
 from durable_temporal_workers.registry import Registry, RegistryError
-from durable_temporal_workers.store import SqliteStore, StoreUnavailable
+from durable_temporal_workers.store import StoreUnavailable, open_store
 from durable_temporal_workers.worker import run_workers
 
 log = logging.getLogger("durable_temporal_workers")
@@ -186,11 +186,18 @@ def cmd_balances(args: argparse.Namespace) -> int:
     if args.direct:
         config = _config(args, load_registry())
         path = Path(config.store.path)
-        if not path.exists():
+        if not config.store.url and not path.exists():
             raise UsageError(f"store.path {path}: no such file")
-        store = SqliteStore(path)
-        accounts = store.balances()
-        report = dataclasses.asdict(store.report())
+        try:
+            store = open_store(config.store)
+        except StoreUnavailable as err:
+            print(f"temporal-workers: error: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            accounts = store.balances()
+            report = dataclasses.asdict(store.report())
+        finally:
+            store.close()
         _print(
             {"accounts": accounts, "total_cents": sum(accounts.values()), "side_effects": report}
         )
@@ -483,7 +490,7 @@ def _add_order_and_saga_commands(p: _Parsers) -> None:
     balances.add_argument(
         "--direct",
         action="store_true",
-        help="read store.path directly instead of asking the sagas workers",
+        help="read store.url (else store.path) directly instead of asking the sagas workers",
     )
 
 

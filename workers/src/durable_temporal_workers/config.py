@@ -13,6 +13,7 @@ import difflib
 import os
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,13 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    """SQLite at ``path`` for one host, or PostgreSQL at ``url`` when several hosts share it."""
+
     path: str = "/var/lib/temporal-workers/store.db"
+    # When set, the PostgreSQL store is used and ``path`` is ignored.
+    url: str | None = None
+    # Its first line is the database password, which config and process args never hold.
+    password_file: str | None = _checked(None, _readable_file)
 
 
 @dataclass(frozen=True)
@@ -255,6 +262,8 @@ ENV_VARS: dict[str, str] = {
     "TEMPORAL_WORKERS_CONNECT_MAX_BACKOFF": "connect.max_backoff_seconds",
     "TEMPORAL_WORKERS_METRICS_ADDRESS": "metrics.bind_address",
     "TEMPORAL_WORKERS_STORE_PATH": "store.path",
+    "TEMPORAL_WORKERS_STORE_URL": "store.url",
+    "TEMPORAL_WORKERS_STORE_PASSWORD_FILE": "store.password_file",
     "TEMPORAL_WORKERS_WORKFLOW_EXECUTION_TIMEOUT": "timeouts.workflow_execution_seconds",
     "TEMPORAL_WORKERS_WORKFLOW_RUN_TIMEOUT": "timeouts.workflow_run_seconds",
     "TEMPORAL_WORKERS_WORKFLOW_TASK_TIMEOUT": "timeouts.workflow_task_seconds",
@@ -500,6 +509,26 @@ def _check_consistency(config: Config) -> None:
                 f"{path}.maximum_interval_seconds: must be at least initial_interval_seconds, "
                 f"got {_show(retry.maximum_interval_seconds)}"
             )
+    _check_store(config.store)
+
+
+def _check_store(store: StoreConfig) -> None:
+    # Not a field check: those echo the value, and this one may hold a secret.
+    if store.url is None:
+        if store.password_file is not None:
+            raise ConfigError("store.password_file: only used with store.url, which is not set")
+        return
+    try:
+        url = urllib.parse.urlsplit(store.url)
+        password = url.password
+    except ValueError as err:
+        raise ConfigError(f"store.url: not a valid URL: {err}") from err
+    if url.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"store.url: must start with postgresql:// or postgres://, got scheme {url.scheme!r}"
+        )
+    if password is not None or "password" in urllib.parse.parse_qs(url.query):
+        raise ConfigError("store.url: must not carry a password; put it in store.password_file")
 
 
 def _join(path: str, key: str) -> str:

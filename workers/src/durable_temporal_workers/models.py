@@ -7,6 +7,7 @@ Money is always integer cents.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,6 +16,31 @@ ORDERS = "orders"
 SAGAS = "sagas"
 MACHINES = "stateful-machines"
 LOYALTY = "loyalty"
+
+# --- input limits -------------------------------------------------------------
+# Workers check every workflow input against its type hints and these caps
+# before the workflow runs (see workflows/inputs.py). The caps keep anything a
+# client sends far below the server's 2 MB payload limit, and keep the error
+# reports and activity inputs built from it small.
+
+# Any string: ids, names, SKUs, account and activity names.
+MAX_ID_LENGTH = 200
+# Free text, such as a postal address; a field opts in with limits(max_length=...).
+MAX_TEXT_LENGTH = 1_000
+# RFC 5321 caps an e-mail address at 254 characters.
+MAX_EMAIL_LENGTH = 254
+# Any list, and any JSON object read as a dict (e.g. fail_times).
+MAX_ITEMS = 100
+# Field metadata keys read by workflows/inputs.py.
+MAX_LENGTH = "max_length"
+MAX_ITEMS_KEY = "max_items"
+
+
+def limits(
+    *, max_length: int | None = MAX_ID_LENGTH, max_items: int | None = MAX_ITEMS
+) -> Mapping[str, int | None]:
+    """Dataclass field metadata overriding the input caps; None means no cap."""
+    return {MAX_LENGTH: max_length, MAX_ITEMS_KEY: max_items}
 
 
 @dataclass(frozen=True)
@@ -61,8 +87,8 @@ class OrderItem:
 class Order(WithFaults):
     order_id: str
     items: list[OrderItem]
-    address: str | None = None
-    email: str | None = None
+    address: str | None = field(default=None, metadata=limits(max_length=MAX_TEXT_LENGTH))
+    email: str | None = field(default=None, metadata=limits(max_length=MAX_EMAIL_LENGTH))
     # Makes ship_order take this long; lets tests stop a worker mid-activity.
     ship_delay_seconds: float = 0.0
 
@@ -163,7 +189,8 @@ class SagaFailure:
 
 @dataclass(frozen=True)
 class SeedAccounts:
-    balances_cents: dict[str, int]
+    # An operator's bulk set-up, so more than the usual 100 entries.
+    balances_cents: dict[str, int] = field(metadata=limits(max_items=1_000))
 
 
 @dataclass(frozen=True)
@@ -222,8 +249,10 @@ class MachineCarryOver:
     """Start options of MachineOperatorWorkflow, and the state each run hands to the next."""
 
     state: str = MACHINE_DOWN
-    # Signals received but not yet processed when the previous run ended.
-    pending_signals: list[str] = field(default_factory=list)
+    # Signals received but not yet processed when the previous run ended. No
+    # cap: the workflow writes this itself at continue-as-new, and refusing it
+    # would end the machine's workflow.
+    pending_signals: list[str] = field(default_factory=list, metadata=limits(max_items=None))
     # Continue as new after this many signals in one run (or when the server suggests it).
     continue_as_new_after: int = 500
     run_number: int = 1

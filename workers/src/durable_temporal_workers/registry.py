@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from temporalio import activity, workflow
 
 from durable_temporal_workers.deps import ActivityDeps
+from durable_temporal_workers.workflows.inputs import strict_inputs, typed_run
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -69,8 +70,9 @@ class WorkflowSpec:
 
     @property
     def run(self) -> Callable[..., Awaitable[Any]]:
-        """The ``@workflow.run`` method; this package's convention names it ``run``."""
-        run: Callable[..., Awaitable[Any]] = vars(self.cls)["run"]
+        """The ``@workflow.run`` method, with its typed signature (not the raw one
+        :func:`strict_inputs` shows the SDK); this package's convention names it ``run``."""
+        run: Callable[..., Awaitable[Any]] = typed_run(vars(self.cls)["run"])
         return run
 
 
@@ -124,7 +126,13 @@ class Registry:
             workflow_name = name or cls.__name__
             if "run" not in vars(cls):
                 raise RegistryError(f"workflow {workflow_name}: name its @workflow.run method run")
-            defined = workflow.defn(name=workflow_name)(cls)
+            # Every workflow decodes its start input strictly: bad input fails
+            # the workflow with InvalidInput instead of retrying its task.
+            try:
+                strict = strict_inputs(cls, workflow_name)
+            except TypeError as err:
+                raise RegistryError(str(err)) from None
+            defined = workflow.defn(name=workflow_name)(strict)
             # The sandbox re-imports workflow modules for every run; the class
             # was registered when the worker first imported it.
             if workflow.unsafe.in_sandbox():

@@ -6,19 +6,23 @@ a retried or duplicated activity finds its entry and returns the first result
 instead of applying the effect again. Every request is also logged, so the
 store can tell how often an effect was asked for versus applied.
 
-:class:`Store` is the interface the activities use; :class:`SqliteStore` is
-the only implementation. A PostgreSQL one would implement the same protocol.
+:class:`Store` is the interface the activities use. :class:`SqliteStore` keeps
+it in a file on one host; :class:`~durable_temporal_workers.store_postgres.PostgresStore`
+in a database that workers on several hosts share. Both run the same logic
+(:class:`SqlStore`); :func:`open_store` picks one from the config.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from durable_temporal_workers.config import StoreConfig
 from durable_temporal_workers.models import EffectReport, KindReport, Outcome, Receipt
 
 
@@ -27,7 +31,7 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The store file cannot be created or opened."""
+    """The store cannot be created, opened or reached when the worker starts."""
 
 
 class AccountNotFound(StoreError):
@@ -80,8 +84,248 @@ class Store(Protocol):
         """The request log for keys starting with ``key_prefix``, oldest first."""
         ...
 
+    def close(self) -> None:
+        """Release connections; calls already running may finish."""
+        ...
 
-_SCHEMA = """
+
+def open_store(config: StoreConfig) -> Store:
+    """PostgreSQL when ``store.url`` is set, else the SQLite file at ``store.path``.
+
+    Raises StoreUnavailable when the store cannot be opened.
+    """
+    if config.url:
+        # Imported here so SQLite-only processes never load psycopg.
+        from durable_temporal_workers.store_postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(config.url, config.password_file)
+    return SqliteStore(config.path)
+
+
+# --- the logic, once for both databases -------------------------------------------
+
+Row = tuple[Any, ...]
+
+
+class Session(ABC):
+    """One open transaction.
+
+    The statements :class:`SqlStore` sends are valid in both SQLite and
+    PostgreSQL and use ``?`` placeholders; a session adapts them if needed.
+    """
+
+    # Appended to a SELECT of a row the transaction is about to update.
+    for_update = ""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; the rows it returns, if any."""
+
+    @abstractmethod
+    def insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table keyed by ``seq``; the new row's seq."""
+
+    def lock_key(self, key: str) -> None:  # noqa: B027 (optional hook)
+        """Make other transactions on ``key`` wait until this one ends.
+
+        A no-op where the whole transaction already holds the only write lock.
+        """
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+
+class SqlStore(ABC):
+    """:class:`Store` over a :class:`Session` that a subclass opens."""
+
+    @abstractmethod
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Session]:
+        """Committed when the block exits normally, rolled back when it raises.
+
+        With ``write=False`` it reads one consistent snapshot.
+        """
+
+    def close(self) -> None:  # noqa: B027 (nothing to release by default)
+        pass
+
+    def apply(self, effect: Effect, *, require_funds: bool = False) -> Receipt:
+        with self._transaction(write=True) as tx:
+            tx.lock_key(effect.key)
+            existing = _find(tx, effect.key)
+            if existing is not None:
+                _log(tx, effect.key, effect.kind, "duplicate")
+                return _receipt(effect.key, existing, "duplicate")
+            refusal = _refusal(tx, effect, require_funds)
+            if refusal is None:
+                receipt = _insert(tx, effect, reverts=None)
+                _log(tx, effect.key, effect.kind, "applied")
+                return receipt
+            # Logged in this transaction; raised once it has committed.
+            _log(tx, effect.key, effect.kind, "rejected")
+        raise refusal
+
+    def revert(self, key: str, kind: str, original_key: str) -> Receipt:
+        with self._transaction(write=True) as tx:
+            tx.lock_key(key)
+            # Also waits for an apply of the original that is still in flight.
+            tx.lock_key(original_key)
+            existing = _find(tx, key)
+            if existing is not None:
+                _log(tx, key, kind, "duplicate")
+                return _receipt(key, existing, "duplicate")
+            original = _find(tx, original_key)
+            if original is None:
+                # The step never took effect, so there is nothing to undo.
+                _log(tx, key, kind, "skipped")
+                return Receipt(key=key, outcome="skipped")
+            _, _, subject, account, amount, detail = original
+            undo = Effect(key, kind, subject, -amount, account, detail)
+            receipt = _insert(tx, undo, reverts=original_key)
+            _log(tx, key, kind, "applied")
+            return receipt
+
+    def seed_accounts(self, balances: Mapping[str, int], key_prefix: str) -> dict[str, int]:
+        with self._transaction(write=True) as tx:
+            # Sorted, so concurrent seeds lock shared accounts in the same order.
+            for account, target in sorted(balances.items()):
+                key = f"{key_prefix}:{account}"
+                tx.lock_key(key)
+                tx.execute(
+                    "INSERT INTO accounts (id, balance_cents) VALUES (?, 0)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (account,),
+                )
+                if _find(tx, key) is not None:
+                    _log(tx, key, "seed", "duplicate")
+                    continue
+                current = tx.one(
+                    "SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update, (account,)
+                )
+                assert current is not None  # inserted above
+                # Seeding is a ledger entry too, so balances always equal the
+                # sum of their entries and the audit in report() holds.
+                _insert(tx, Effect(key, "seed", account, target - current[0], account), None)
+                _log(tx, key, "seed", "applied")
+            return _balances(tx)
+
+    def balances(self) -> dict[str, int]:
+        with self._transaction(write=False) as tx:
+            return _balances(tx)
+
+    def report(self) -> EffectReport:
+        with self._transaction(write=False) as tx:
+            counts: dict[str, dict[str, int]] = {}
+            for kind, outcome, count in tx.execute(
+                "SELECT kind, outcome, COUNT(*) FROM requests GROUP BY kind, outcome"
+            ):
+                counts.setdefault(kind, {})[outcome] = count
+            by_kind = {
+                kind: KindReport(requested=sum(c.values()), **c)
+                for kind, c in sorted(counts.items())
+            }
+            (duplicated,) = tx.one(
+                "SELECT COUNT(*) FROM (SELECT key FROM requests WHERE outcome = 'applied'"
+                " GROUP BY key HAVING COUNT(*) > 1) AS repeated"
+            ) or (0,)
+            unbalanced = sorted(
+                account
+                for (account,) in tx.execute(
+                    "SELECT a.id FROM accounts a LEFT JOIN ledger l ON l.account = a.id"
+                    " GROUP BY a.id HAVING a.balance_cents != COALESCE(SUM(l.amount_cents), 0)"
+                )
+            )
+        return EffectReport(
+            requested=sum(k.requested for k in by_kind.values()),
+            applied=sum(k.applied for k in by_kind.values()),
+            deduplicated=sum(k.duplicate for k in by_kind.values()),
+            duplicated=duplicated,
+            unbalanced_accounts=unbalanced,
+            by_kind=by_kind,
+        )
+
+    def requests(self, key_prefix: str) -> list[RequestRecord]:
+        with self._transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT seq, key, kind, outcome FROM requests WHERE substr(key, 1, ?) = ?"
+                " ORDER BY seq",
+                (len(key_prefix), key_prefix),
+            )
+        return [RequestRecord(seq, key, kind, outcome) for seq, key, kind, outcome in rows]
+
+
+_LedgerRow = tuple[int, str, str, str | None, int, str]
+
+
+def _find(tx: Session, key: str) -> _LedgerRow | None:
+    row = tx.one(
+        "SELECT seq, kind, subject, account, amount_cents, detail FROM ledger WHERE key = ?",
+        (key,),
+    )
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _receipt(key: str, row: _LedgerRow, outcome: Outcome) -> Receipt:
+    seq, _, _, _, amount, detail = row
+    return Receipt(key=key, outcome=outcome, seq=seq, amount_cents=amount, detail=detail)
+
+
+def _refusal(tx: Session, effect: Effect, require_funds: bool) -> StoreError | None:
+    if effect.account is None:
+        return None
+    # Locked until commit, so the balance checked is the balance updated.
+    row = tx.one(
+        "SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update, (effect.account,)
+    )
+    if row is None:
+        return AccountNotFound(f"account {effect.account!r} does not exist")
+    if require_funds and row[0] + effect.amount_cents < 0:
+        return InsufficientFunds(
+            f"account {effect.account!r} has {row[0]} cents, needs {-effect.amount_cents}"
+        )
+    return None
+
+
+def _insert(tx: Session, effect: Effect, reverts: str | None) -> Receipt:
+    seq = tx.insert(
+        "INSERT INTO ledger (key, kind, subject, account, amount_cents, detail, reverts)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            effect.key,
+            effect.kind,
+            effect.subject,
+            effect.account,
+            effect.amount_cents,
+            effect.detail,
+            reverts,
+        ),
+    )
+    if effect.account is not None:
+        tx.execute(
+            "UPDATE accounts SET balance_cents = balance_cents + ? WHERE id = ?",
+            (effect.amount_cents, effect.account),
+        )
+    return Receipt(
+        key=effect.key,
+        outcome="applied",
+        seq=seq,
+        amount_cents=effect.amount_cents,
+        detail=effect.detail,
+    )
+
+
+def _log(tx: Session, key: str, kind: str, outcome: Outcome) -> None:
+    tx.execute("INSERT INTO requests (key, kind, outcome) VALUES (?, ?, ?)", (key, kind, outcome))
+
+
+def _balances(tx: Session) -> dict[str, int]:
+    # Sorted here, not in SQL: database collations order text differently.
+    return dict(sorted(tx.execute("SELECT id, balance_cents FROM accounts")))
+
+
+# --- SQLite -------------------------------------------------------------------------
+
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY,
     balance_cents INTEGER NOT NULL
@@ -108,11 +352,24 @@ CREATE INDEX IF NOT EXISTS requests_key ON requests (key);
 """
 
 
-class SqliteStore:
-    """:class:`Store` on one SQLite file, safe for concurrent activities.
+class _SqliteSession(Session):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def insert(self, sql: str, params: Sequence[Any]) -> int:
+        seq = self._conn.execute(sql, params).lastrowid
+        assert seq is not None
+        return seq
+
+
+class SqliteStore(SqlStore):
+    """:class:`Store` on one SQLite file, safe for concurrent activities on one host.
 
     WAL lets readers run beside the writer, ``busy_timeout`` makes writers
-    queue instead of failing, and each call is one ``BEGIN IMMEDIATE``
+    queue instead of failing, and each write is one ``BEGIN IMMEDIATE``
     transaction, so the check for an existing key and the write that follows
     cannot interleave with another activity's.
     """
@@ -124,7 +381,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SQLITE_SCHEMA)
         except (OSError, sqlite3.Error) as err:
             raise StoreUnavailable(f"store.path {self.path}: {err}") from err
 
@@ -143,178 +400,14 @@ class SqliteStore:
             conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
         with self._connect() as conn:
             # IMMEDIATE takes the write lock up front, so "is the key there?"
-            # and "insert it" are one atomic step.
-            conn.execute("BEGIN IMMEDIATE")
+            # and "insert it" are one atomic step. A read gets a WAL snapshot.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield conn
+                yield _SqliteSession(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-
-    def apply(self, effect: Effect, *, require_funds: bool = False) -> Receipt:
-        with self._transaction() as conn:
-            existing = _find(conn, effect.key)
-            if existing is not None:
-                _log(conn, effect.key, effect.kind, "duplicate")
-                return _receipt(effect.key, existing, "duplicate")
-            refusal = _refusal(conn, effect, require_funds)
-            if refusal is None:
-                receipt = _insert(conn, effect, reverts=None)
-                _log(conn, effect.key, effect.kind, "applied")
-                return receipt
-            # Logged in this transaction; raised once it has committed.
-            _log(conn, effect.key, effect.kind, "rejected")
-        raise refusal
-
-    def revert(self, key: str, kind: str, original_key: str) -> Receipt:
-        with self._transaction() as conn:
-            existing = _find(conn, key)
-            if existing is not None:
-                _log(conn, key, kind, "duplicate")
-                return _receipt(key, existing, "duplicate")
-            original = _find(conn, original_key)
-            if original is None:
-                # The step never took effect, so there is nothing to undo.
-                _log(conn, key, kind, "skipped")
-                return Receipt(key=key, outcome="skipped")
-            _, _, subject, account, amount, detail = original
-            undo = Effect(key, kind, subject, -amount, account, detail)
-            receipt = _insert(conn, undo, reverts=original_key)
-            _log(conn, key, kind, "applied")
-            return receipt
-
-    def seed_accounts(self, balances: Mapping[str, int], key_prefix: str) -> dict[str, int]:
-        with self._transaction() as conn:
-            for account, target in sorted(balances.items()):
-                conn.execute(
-                    "INSERT OR IGNORE INTO accounts (id, balance_cents) VALUES (?, 0)", (account,)
-                )
-                key = f"{key_prefix}:{account}"
-                if _find(conn, key) is not None:
-                    _log(conn, key, "seed", "duplicate")
-                    continue
-                (current,) = conn.execute(
-                    "SELECT balance_cents FROM accounts WHERE id = ?", (account,)
-                ).fetchone()
-                # Seeding is a ledger entry too, so balances always equal the
-                # sum of their entries and the audit in report() holds.
-                _insert(conn, Effect(key, "seed", account, target - current, account), None)
-                _log(conn, key, "seed", "applied")
-            return _balances(conn)
-
-    def balances(self) -> dict[str, int]:
-        with self._connect() as conn:
-            return _balances(conn)
-
-    def report(self) -> EffectReport:
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT kind, outcome, COUNT(*) FROM requests GROUP BY kind, outcome"
-            ).fetchall()
-            counts: dict[str, dict[str, int]] = {}
-            for kind, outcome, count in rows:
-                counts.setdefault(kind, {})[outcome] = count
-            by_kind = {
-                kind: KindReport(requested=sum(c.values()), **c)
-                for kind, c in sorted(counts.items())
-            }
-            (duplicated,) = conn.execute(
-                "SELECT COUNT(*) FROM (SELECT key FROM requests WHERE outcome = 'applied'"
-                " GROUP BY key HAVING COUNT(*) > 1)"
-            ).fetchone()
-            unbalanced = [
-                account
-                for (account,) in conn.execute(
-                    "SELECT a.id FROM accounts a LEFT JOIN ledger l ON l.account = a.id"
-                    " GROUP BY a.id HAVING a.balance_cents != COALESCE(SUM(l.amount_cents), 0)"
-                    " ORDER BY a.id"
-                )
-            ]
-        return EffectReport(
-            requested=sum(k.requested for k in by_kind.values()),
-            applied=sum(k.applied for k in by_kind.values()),
-            deduplicated=sum(k.duplicate for k in by_kind.values()),
-            duplicated=duplicated,
-            unbalanced_accounts=unbalanced,
-            by_kind=by_kind,
-        )
-
-    def requests(self, key_prefix: str) -> list[RequestRecord]:
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT seq, key, kind, outcome FROM requests WHERE substr(key, 1, ?) = ?"
-                " ORDER BY seq",
-                (len(key_prefix), key_prefix),
-            ).fetchall()
-        return [RequestRecord(seq, key, kind, outcome) for seq, key, kind, outcome in rows]
-
-
-_LedgerRow = tuple[int, str, str, str | None, int, str]
-
-
-def _find(conn: sqlite3.Connection, key: str) -> _LedgerRow | None:
-    row: _LedgerRow | None = conn.execute(
-        "SELECT seq, kind, subject, account, amount_cents, detail FROM ledger WHERE key = ?",
-        (key,),
-    ).fetchone()
-    return row
-
-
-def _receipt(key: str, row: _LedgerRow, outcome: Outcome) -> Receipt:
-    seq, _, _, _, amount, detail = row
-    return Receipt(key=key, outcome=outcome, seq=seq, amount_cents=amount, detail=detail)
-
-
-def _refusal(conn: sqlite3.Connection, effect: Effect, require_funds: bool) -> StoreError | None:
-    if effect.account is None:
-        return None
-    row = conn.execute(
-        "SELECT balance_cents FROM accounts WHERE id = ?", (effect.account,)
-    ).fetchone()
-    if row is None:
-        return AccountNotFound(f"account {effect.account!r} does not exist")
-    if require_funds and row[0] + effect.amount_cents < 0:
-        return InsufficientFunds(
-            f"account {effect.account!r} has {row[0]} cents, needs {-effect.amount_cents}"
-        )
-    return None
-
-
-def _insert(conn: sqlite3.Connection, effect: Effect, reverts: str | None) -> Receipt:
-    cursor = conn.execute(
-        "INSERT INTO ledger (key, kind, subject, account, amount_cents, detail, reverts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            effect.key,
-            effect.kind,
-            effect.subject,
-            effect.account,
-            effect.amount_cents,
-            effect.detail,
-            reverts,
-        ),
-    )
-    if effect.account is not None:
-        conn.execute(
-            "UPDATE accounts SET balance_cents = balance_cents + ? WHERE id = ?",
-            (effect.amount_cents, effect.account),
-        )
-    return Receipt(
-        key=effect.key,
-        outcome="applied",
-        seq=cursor.lastrowid,
-        amount_cents=effect.amount_cents,
-        detail=effect.detail,
-    )
-
-
-def _log(conn: sqlite3.Connection, key: str, kind: str, outcome: Outcome) -> None:
-    conn.execute("INSERT INTO requests (key, kind, outcome) VALUES (?, ?, ?)", (key, kind, outcome))
-
-
-def _balances(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT id, balance_cents FROM accounts ORDER BY id").fetchall())

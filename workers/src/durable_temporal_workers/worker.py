@@ -17,7 +17,7 @@ from durable_temporal_workers.deps import ActivityDeps
 from durable_temporal_workers.faults import FaultInjector
 from durable_temporal_workers.policies import ActivityPolicyInterceptor
 from durable_temporal_workers.registry import QueuePlan, Registry
-from durable_temporal_workers.store import SqliteStore
+from durable_temporal_workers.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,22 @@ async def run_workers(
     """
     plans = registry.plan(queues)
     # Local problems (store, metrics port) fail before the wait for the server.
-    deps = ActivityDeps(
-        store=SqliteStore(config.store.path),
-        faults=FaultInjector(config.faults.activities),
-    )
+    store = open_store(config.store)
+    try:
+        deps = ActivityDeps(store=store, faults=FaultInjector(config.faults.activities))
+        return await _serve_until_stopped(config, registry, plans, deps, stop)
+    finally:
+        # After the drain; an activity still running past it fails and is retried elsewhere.
+        store.close()
+
+
+async def _serve_until_stopped(
+    config: Config,
+    registry: Registry,
+    plans: Sequence[QueuePlan],
+    deps: ActivityDeps,
+    stop: asyncio.Event,
+) -> int:
     runtime = make_runtime(config.metrics)
     client = await connect(config, runtime, stop)
     if client is None:

@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-SCENARIOS ?= dev_server stack postgresql production
+SCENARIOS ?= dev_server stack postgresql production multihost
 
-.PHONY: test demo bench venv harness lint unit workers molecule clean
+.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean
 
 test: lint unit workers molecule
 
@@ -29,8 +29,11 @@ $(VENV)/.installed: requirements-dev.txt workers/pyproject.toml
 	$(BIN)/pip install -q -r requirements-dev.txt -e './workers[test]'
 	touch $@
 
-harness: venv
+# docker.io, debootstrap, chromium and PostgreSQL (the workers' store tests run a throwaway server).
+host-tools:
 	tools/ensure-host-tools.sh
+
+harness: venv host-tools
 	tools/test-image.sh
 	PYTHON=$(BIN)/python tools/artifacts.sh
 
@@ -41,7 +44,7 @@ lint: venv
 unit: venv
 	pytest -q tests/unit
 
-workers: venv
+workers: venv host-tools
 	cd workers && ruff format --check . && ruff check . && mypy && pytest -q
 
 # Containers left by an interrupted run would clash by name with the scenarios' hosts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -92,3 +93,15 @@ def assert_check_mode_changes_nothing(run: PlaybookRun) -> None:
     assert recap, f"no PLAY RECAP in the output:\n{run.output[-4000:]}"
     changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
     assert not changed, f"--check on a converged host reported changes {changed}:\n" + "\n".join(run.changed_tasks())
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    """Polls predicate until it returns something truthy, and returns that; fails the test after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}; last: {last!r}")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
+from render import ROOT, run_local_playbook
 
 INVENTORY = """
 all:
@@ -44,16 +41,8 @@ PLAYBOOK = """
 
 
 def render(tmp_path: Path) -> dict:
-    (tmp_path / "inventory.yml").write_text(INVENTORY)
     out = tmp_path / "temporal.yml"
-    (tmp_path / "render.yml").write_text(PLAYBOOK.format(root=ROOT, out=out))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(tmp_path / "home"))
-    result = subprocess.run(
-        ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_local_playbook(tmp_path, INVENTORY, PLAYBOOK.format(root=ROOT, out=out))
     return yaml.safe_load(out.read_text())
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir
+from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir, wait_for
 
 ADDRESS = "127.0.0.1:7233"
 WORKERS_CLI = "/opt/temporal-workers/venv/bin/temporal-workers"
@@ -29,16 +28,6 @@ def run_json(host, command: str, expect_rc: int = 0):
 def temporal_json(host, args: str):
     return run_json(host, f"temporal {args} --address {ADDRESS} -o json")
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}; last: {last!r}")
 
 
 def order_cli(host, workflow_id: str, extra: str = "") -> str:

@@ -1,0 +1,96 @@
+"""Defaults that follow the inventory when the stack spans hosts: the server listens beyond loopback,
+the worker hosts find the store they share, and the database lets in exactly those hosts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from render import ROOT, run_local_playbook
+
+MULTI_HOST = {
+    "all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "children": {
+            "temporal_server": {"hosts": {"server": {"temporal_advertise_address": "10.0.0.10"}}},
+            "temporal_database": {
+                "hosts": {
+                    "db": {
+                        "temporal_advertise_address": "10.0.0.5",
+                        "temporal_postgresql_worker_store": True,
+                        "temporal_postgresql_worker_store_password": "s3cret",
+                        "temporal_postgresql_port": 5433,
+                    }
+                }
+            },
+            "temporal_workers": {
+                "hosts": {"worker1": {"temporal_advertise_address": "10.0.0.21"}, "worker2": {"temporal_advertise_address": "10.0.0.22"}}
+            },
+            "temporal_monitoring": {"hosts": {"monitoring": {"temporal_advertise_address": "10.0.0.30"}}},
+        },
+    }
+}
+
+SINGLE_HOST = {"all": {"vars": MULTI_HOST["all"]["vars"], "hosts": {"solo": {}}}}
+
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  vars_files:
+    - {root}/roles/_common/vars/main.yml
+    - {root}/roles/dev_server/defaults/main.yml
+    - {root}/roles/worker/defaults/main.yml
+    - {root}/roles/postgresql/defaults/main.yml
+  tasks:
+    - ansible.builtin.copy:
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        content: "{{{{ values | to_json }}}}"
+        mode: "0600"
+      vars:
+        values:
+          dev_server_ip: "{{{{ temporal_dev_server_ip }}}}"
+          worker_address: "{{{{ temporal_worker_address }}}}"
+          store_url: "{{{{ temporal_worker_store_url }}}}"
+          store_password: "{{{{ temporal_worker_store_password }}}}"
+          store_networks: "{{{{ temporal_postgresql_worker_store_allowed_networks }}}}"
+          server_databases: "{{{{ temporal_postgresql_server_databases | bool }}}}"
+"""
+
+
+def render(tmp_path: Path, inventory: dict, *extra: str) -> dict[str, dict]:
+    run_local_playbook(tmp_path, yaml.safe_dump(inventory), PLAYBOOK.format(root=ROOT, out=tmp_path), *extra)
+    return {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def multi_host(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    return render(tmp_path_factory.mktemp("multi"), MULTI_HOST)
+
+
+def test_the_dev_server_listens_beyond_loopback_only_when_other_hosts_use_it(multi_host, tmp_path: Path) -> None:
+    assert multi_host["server"]["dev_server_ip"] == "0.0.0.0"
+    assert render(tmp_path, SINGLE_HOST)["solo"]["dev_server_ip"] == "127.0.0.1"
+
+
+def test_worker_hosts_share_the_store_of_the_database_host(multi_host) -> None:
+    for worker in ("worker1", "worker2"):
+        assert multi_host[worker]["store_url"] == "postgresql://temporal_workers@10.0.0.5:5433/temporal_workers"
+        assert multi_host[worker]["store_password"] == "s3cret"
+        assert multi_host[worker]["worker_address"] == "10.0.0.10:7233"
+
+
+def test_the_store_lets_in_the_worker_hosts(multi_host) -> None:
+    assert multi_host["db"]["store_networks"] == ["10.0.0.21/32", "10.0.0.22/32"]
+
+
+def test_without_a_store_host_each_worker_keeps_its_sqlite_file(tmp_path: Path) -> None:
+    solo = render(tmp_path, SINGLE_HOST)["solo"]
+    assert solo["store_url"] == ""
+    assert solo["store_password"] == ""
+
+
+def test_the_server_databases_follow_the_mode(tmp_path: Path) -> None:
+    assert render(tmp_path, SINGLE_HOST)["solo"]["server_databases"] is True
+    assert render(tmp_path, SINGLE_HOST, "-e", "temporal_mode=dev")["solo"]["server_databases"] is False

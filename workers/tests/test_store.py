@@ -128,6 +128,28 @@ def test_revert_once_and_skipped_without_an_original(store: SqlStore) -> None:
     assert [r.outcome for r in store.requests("w6:")] == ["skipped"]
 
 
+def test_a_step_whose_compensation_found_nothing_can_never_apply(store: SqlStore) -> None:
+    """A debit that timed out but still runs on a stalled host, after its refund ran."""
+    store.seed_accounts({"ann": 500}, "seed")
+    skipped = store.revert("w7:refund", "refund", "w7:debit")
+    assert skipped.outcome == "skipped"
+    late = store.apply(Effect("w7:debit", "debit", "ann", -200, "ann"), require_funds=True)
+    assert late.outcome == "voided"
+    assert late.amount_cents == 0
+    assert store.balances() == {"ann": 500}
+    # The compensation stays a no-op when retried.
+    assert store.revert("w7:refund", "refund", "w7:debit").outcome == "skipped"
+    assert [(r.kind, r.outcome) for r in store.requests("w7:")] == [
+        ("refund", "skipped"),
+        ("debit", "voided"),
+        ("refund", "skipped"),
+    ]
+    report = store.report()
+    assert report.by_kind["debit"].voided == 1
+    assert report.duplicated == 0
+    assert report.unbalanced_accounts == []
+
+
 def test_seed_goes_through_the_ledger(store: SqlStore) -> None:
     assert store.seed_accounts({"b": 50, "a": 100}, "s1") == {"a": 100, "b": 50}
     assert list(store.balances()) == ["a", "b"]
@@ -219,7 +241,9 @@ def test_concurrent_hosts_conserve_money_and_apply_each_key_once(new_store: Stor
     balances = hosts[1].balances()
     report = hosts[2].report()
     assert sum(balances.values()) == 4 * 1_000
-    assert all(balance >= 0 for balance in balances.values())
+    # Balances may end below 0: reverse_credit takes back a credit the target may have spent
+    # meanwhile (the saga's documented behaviour); test_concurrent_debits_never_overdraw
+    # covers the funds check itself.
     assert report.duplicated == 0
     assert report.unbalanced_accounts == []
     applied = Counter(r.key for r in hosts[0].requests("t") if r.outcome == "applied")

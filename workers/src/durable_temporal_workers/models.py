@@ -202,7 +202,8 @@ class BalancesReport:
 
 # --- the side-effect store ---------------------------------------------------
 
-Outcome = Literal["applied", "duplicate", "skipped", "rejected"]
+# voided: a step whose compensation already ran (found nothing to undo) came late.
+Outcome = Literal["applied", "duplicate", "skipped", "rejected", "voided"]
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class KindReport:
     duplicate: int = 0
     skipped: int = 0
     rejected: int = 0
+    voided: int = 0
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,11 @@ class InsufficientFunds(StoreError):
     pass
 
 
+# Ledger kind of the entry a skipped compensation leaves under the key of the step it
+# found no effect of, so that step can no longer apply.
+VOID = "void"
+
+
 @dataclass(frozen=True)
 class Effect:
     """A side effect to apply exactly once."""
@@ -153,6 +158,10 @@ class SqlStore(ABC):
         with self._transaction(write=True) as tx:
             tx.lock_key(effect.key)
             existing = _find(tx, effect.key)
+            if existing is not None and existing[1] == VOID:
+                # Its compensation already ran: a late attempt must not apply it now.
+                _log(tx, effect.key, effect.kind, "voided")
+                return _receipt(effect.key, existing, "voided")
             if existing is not None:
                 _log(tx, effect.key, effect.kind, "duplicate")
                 return _receipt(effect.key, existing, "duplicate")
@@ -175,8 +184,13 @@ class SqlStore(ABC):
                 _log(tx, key, kind, "duplicate")
                 return _receipt(key, existing, "duplicate")
             original = _find(tx, original_key)
-            if original is None:
-                # The step never took effect, so there is nothing to undo.
+            if original is None or original[1] == VOID:
+                # The step never took effect, so there is nothing to undo. Its key is
+                # voided: an attempt of it that timed out but still runs somewhere
+                # would otherwise apply it after this compensation, for good.
+                if original is None:
+                    void = Effect(original_key, VOID, key, 0, None, f"voided by {key}")
+                    _insert(tx, void, reverts=None)
                 _log(tx, key, kind, "skipped")
                 return Receipt(key=key, outcome="skipped")
             _, _, subject, account, amount, detail = original

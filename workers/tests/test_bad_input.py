@@ -318,6 +318,16 @@ def _case_id(case: tuple[str, str, RawValue | None, str]) -> str:
     return f"{case[0]}: {case[3][:40]}"
 
 
+async def start_bad(
+    client: Client, workflow_name: str, queue: str, args: list[Any], **options: Any
+) -> WorkflowHandle[Any, Any]:
+    """Starts a workflow under a fresh ``bad-`` id, the way any client could."""
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        workflow_name, args=args, id=f"bad-{uuid.uuid4().hex[:8]}", task_queue=queue, **options
+    )
+    return handle
+
+
 async def failure_of(handle: WorkflowHandle[Any, Any]) -> BaseException | None:
     with pytest.raises(WorkflowFailureError) as failure:
         async with asyncio.timeout(PROMPTLY):
@@ -344,12 +354,7 @@ async def test_bad_start_fails_the_workflow_at_once(
     client: Client, store: Store, case: tuple[str, str, RawValue | None, str]
 ) -> None:
     workflow_name, queue, payload, expected = case
-    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-        workflow_name,
-        args=[] if payload is None else [payload],
-        id=f"bad-{uuid.uuid4().hex[:8]}",
-        task_queue=queue,
-    )
+    handle = await start_bad(client, workflow_name, queue, [] if payload is None else [payload])
     error = await failure_of(handle)
     assert isinstance(error, ApplicationError)
     assert error.type == INVALID_INPUT
@@ -365,12 +370,8 @@ async def test_business_rules_still_apply_to_well_typed_input(
     client: Client, store: Store, amount: int
 ) -> None:
     # InvalidTransfer, raised by the workflow itself before any activity.
-    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-        "TransferMoneyWorkflow",
-        as_json(changed(TRANSFER, amount_cents=amount)),
-        id=f"bad-{uuid.uuid4().hex[:8]}",
-        task_queue=SAGAS,
-    )
+    transfer = as_json(changed(TRANSFER, amount_cents=amount))
+    handle = await start_bad(client, "TransferMoneyWorkflow", SAGAS, [transfer])
     error = await failure_of(handle)
     assert isinstance(error, ApplicationError)
     assert error.type == "InvalidTransfer"
@@ -387,11 +388,8 @@ async def test_invalid_order_stops_at_validate_order(
 ) -> None:
     # Business validation stays in the validate_order activity (see
     # test_orders.py): that one activity runs, nothing with a side effect does.
-    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-        "OrderWorkflow",
-        as_json(changed(ORDER, items=items)),
-        id=f"bad-{uuid.uuid4().hex[:8]}",
-        task_queue=ORDERS,
+    handle = await start_bad(
+        client, "OrderWorkflow", ORDERS, [as_json(changed(ORDER, items=items))]
     )
     error = await failure_of(handle)
     assert isinstance(error, ActivityError)
@@ -490,12 +488,8 @@ async def test_signal_with_start_and_bad_input_fails_before_any_handler(
 ) -> None:
     # The SDK runs start signals' handlers before run; the constructor
     # (@workflow.init) checks the input first, so no handler sees bad state.
-    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-        "MachineOperatorWorkflow",
-        as_json(5),
-        id=f"bad-{uuid.uuid4().hex[:8]}",
-        task_queue=MACHINES,
-        start_signal="setUp",
+    handle = await start_bad(
+        client, "MachineOperatorWorkflow", MACHINES, [as_json(5)], start_signal="setUp"
     )
     error = await failure_of(handle)
     assert isinstance(error, ApplicationError)
@@ -506,12 +500,7 @@ async def test_signal_with_start_and_bad_input_fails_before_any_handler(
 
 async def test_histories_replay_deterministically(client: Client, config: Config) -> None:
     # Decoding runs again on replay; it must reach the same outcome.
-    bad = await client.start_workflow(
-        "OrderWorkflow",
-        as_json(changed(ORDER, items="many")),
-        id=f"bad-{uuid.uuid4().hex[:8]}",
-        task_queue=ORDERS,
-    )
+    bad = await start_bad(client, "OrderWorkflow", ORDERS, [as_json(changed(ORDER, items="many"))])
     await failure_of(bad)
     good_id = f"json-{uuid.uuid4().hex[:8]}"
     await client.execute_workflow(

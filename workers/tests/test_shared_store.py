@@ -91,7 +91,8 @@ async def test_two_hosts_conserve_money(two_hosts: tuple[Client, PostgresStore])
     balances = store.balances()
     report = store.report()
     assert sum(balances.values()) == 5 * 10_000
-    assert all(balance >= 0 for balance in balances.values())
+    # Balances may end below 0: reverse_credit takes back a credit the target may have spent
+    # meanwhile (the saga's documented behaviour, see test_store.py).
     assert report.duplicated == 0
     assert report.unbalanced_accounts == []
     assert outcomes.count("completed") > 0

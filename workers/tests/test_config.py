@@ -103,6 +103,14 @@ faults: {activities: {credit: {fail_before_rate: 0.5}}}
         ("temporal: {address: 'h:99999'}", "temporal.address: must be host:port"),
         ("metrics: {bind_address: ':9464'}", "metrics.bind_address: must be host:port"),
         (
+            "metrics: {queue_bind_addresses: {orders: 9101}}",
+            "metrics.queue_bind_addresses.orders: must be a non-empty string, got 9101",
+        ),
+        (
+            "metrics: {queue_bind_addresses: {orders: 'x:0'}}",
+            "metrics.queue_bind_addresses.orders: must be host:port",
+        ),
+        (
             "timeouts: {activities: {ship_order: -1}}",
             "timeouts.activities.ship_order: must be a positive number, got -1",
         ),
@@ -321,3 +329,18 @@ def test_check_config_reports_store_errors(
         "url": STORE_URL,
         "password_file": None,
     }
+
+
+def test_a_one_queue_process_takes_its_queue_metrics_address(tmp_path: Path) -> None:
+    # Queue names are not activity names: they are not checked against the activities.
+    text = """
+metrics:
+  bind_address: null
+  queue_bind_addresses: {orders: "0.0.0.0:9101", stateful-machines: "0.0.0.0:9103"}
+"""
+    metrics = load(tmp_path, text).metrics
+    assert metrics.address_for(["orders"]) == "0.0.0.0:9101"
+    assert metrics.address_for(["stateful-machines"]) == "0.0.0.0:9103"
+    assert metrics.address_for(["sagas"]) is None
+    assert metrics.address_for(["orders", "stateful-machines"]) is None
+    assert metrics.address_for([]) is None

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import signal
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -207,6 +208,45 @@ async def test_metrics_endpoint_serves_sdk_metrics(client: Client, config: Confi
     # One endpoint for all the queues of the process.
     for queue in ("orders", "sagas", "stateful-machines", "loyalty"):
         assert f'task_queue="{queue}"' in body
+
+
+async def test_a_one_queue_process_binds_its_queue_metrics_address(
+    config_file: Path, subprocess_client: Client, tmp_path: Path
+) -> None:
+    """How the worker role runs one service per queue from one config file."""
+    shared, own, other = free_port(), free_port(), free_port()
+    env = subprocess_env(
+        config_file,
+        TEMPORAL_NAMESPACE=SUBPROCESS_NAMESPACE,
+        TEMPORAL_WORKERS_STORE_PATH=str(tmp_path / "store.db"),
+        TEMPORAL_WORKERS_METRICS_ADDRESS=f"127.0.0.1:{shared}",
+        TEMPORAL_WORKERS__METRICS__QUEUE_BIND_ADDRESSES=(
+            f"{{{LOYALTY}: '127.0.0.1:{own}', {ORDERS}: '127.0.0.1:{other}'}}"
+        ),
+    )
+    worker = await Process.start("serve", "--queue", LOYALTY, env=env)
+    try:
+        await worker.wait_for_line("serving queue loyalty")
+        handle = await subprocess_client.start_workflow(
+            LoyaltyWorkflow.run,
+            LoyaltyAccount("metrics"),
+            id=f"metrics-{uuid.uuid4().hex[:8]}",
+            task_queue=LOYALTY,
+        )
+        assert "1 point," in await handle.execute_update("addLoyaltyPoint")
+
+        def scrape(port: int) -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return str(r.read().decode())
+
+        assert 'task_queue="loyalty"' in await asyncio.to_thread(scrape, own)
+        for unused in (shared, other):
+            with pytest.raises(urllib.error.URLError, match="Connection refused"):
+                await asyncio.to_thread(scrape, unused)
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await worker.wait() == 0
+    finally:
+        await worker.kill()
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -195,6 +195,28 @@ def test_a_bad_variable_of_any_component_stops_the_preset_before_any_change(host
         assert not host.file("/var/lib/must-not-exist").exists, f"{variable}={value}: the preset changed the host before failing"
 
 
+def test_a_queue_dropped_from_the_inventory_stops_and_comes_back_when_listed_again(host):
+    """The role reads every worker service's state in one call; what it acts on must still be right."""
+    kept = [{"name": q, "metrics_port": 9464 + i} for i, q in enumerate(QUEUES) if q != "loyalty"]
+    dropped = run_playbook(scenario_dir() / "converge.yml", extra_vars={"temporal_worker_queues": kept})
+    assert dropped.returncode == 0, dropped.output[-4000:]
+    assert not host.service("temporal-worker@loyalty").is_running
+    assert not host.service("temporal-worker@loyalty").is_enabled
+    for queue in kept:
+        assert host.service(f"temporal-worker@{queue['name']}").is_running
+
+    host.run_expect([0], "systemctl stop temporal-worker@orders")
+    listed = run_playbook(scenario_dir() / "converge.yml")
+    assert listed.returncode == 0, listed.output[-4000:]
+    start_task = listed.output.split("Enable and start the worker services that are not running", 1)[1].split("TASK [", 1)[0]
+    started = {line.split("item=")[1].rstrip(")") for line in start_task.splitlines() if line.startswith("changed:")}
+    assert started == {"temporal-worker@loyalty", "temporal-worker@orders"}, start_task
+    for queue in QUEUES:
+        assert host.service(f"temporal-worker@{queue}").is_running, queue
+        assert host.service(f"temporal-worker@{queue}").is_enabled, queue
+    assert host.socket("tcp://0.0.0.0:9467").is_listening  # loyalty's port, from config.yaml
+
+
 def test_absent_removes_units_services_binaries_and_keeps_data_then_present_restores_history(host, completed_order):
     removed = run_playbook(scenario_dir() / "remove.yml")
     assert removed.returncode == 0, removed.output[-4000:]

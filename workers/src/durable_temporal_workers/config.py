@@ -132,6 +132,19 @@ class ConnectConfig:
 class MetricsConfig:
     # One endpoint per process; null or "" disables it.
     bind_address: str | None = _checked("127.0.0.1:9464", _host_port)
+    # A process serving exactly one of these task queues binds this address instead, so one
+    # config file serves a host's one-process-per-queue services (and no client binds a port).
+    queue_bind_addresses: Mapping[str, str] = field(
+        default_factory=dict, metadata={"check": _host_port, "free_keys": True}
+    )
+
+    def address_for(self, queues: Collection[str]) -> str | None:
+        """The endpoint of a process that serves ``queues``."""
+        if len(queues) == 1:
+            (queue,) = queues
+            if queue in self.queue_bind_addresses:
+                return self.queue_bind_addresses[queue]
+        return self.bind_address
 
 
 @dataclass(frozen=True)
@@ -387,14 +400,18 @@ class _Builder:
         for name, f in fields.items():
             if name in raw:
                 check = f.metadata.get("check")
-                value = self._value(hints[name], raw[name], _join(path, name), check)
+                # Mappings are keyed by activity name unless the field says otherwise.
+                free_keys = f.metadata.get("free_keys", False)
+                value = self._value(hints[name], raw[name], _join(path, name), check, free_keys)
                 if isinstance(value, dict) and f.default_factory is not dataclasses.MISSING:
                     # Per-activity tables add to the built-in entries, not replace them.
                     value = {**f.default_factory(), **value}
                 values[name] = value
         return cls(**values)
 
-    def _value(self, tp: Any, raw: Any, path: str, check: Check | None) -> Any:
+    def _value(
+        self, tp: Any, raw: Any, path: str, check: Check | None, free_keys: bool = False
+    ) -> Any:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in (typing.Union, types.UnionType) and type(None) in args:
@@ -403,11 +420,11 @@ class _Builder:
                 return None
             if raw is None or raw == "":
                 return None
-            return self._value(inner, raw, path, check)
+            return self._value(inner, raw, path, check, free_keys)
         if dataclasses.is_dataclass(tp):
             return self.build(typing.cast(type[Any], tp), raw, path)
         if origin in (Mapping, dict):
-            return self._mapping(args[1], raw, path, check)
+            return self._mapping(args[1], raw, path, check, free_keys)
         if origin is tuple:
             return self._strings(raw, path)
         value = self._scalar(tp, raw, path)
@@ -417,7 +434,9 @@ class _Builder:
                 raise ConfigError(f"{path}: {problem}, got {_show(value)}{_source(raw)}")
         return value
 
-    def _mapping(self, value_type: Any, raw: Any, path: str, check: Check | None) -> Any:
+    def _mapping(
+        self, value_type: Any, raw: Any, path: str, check: Check | None, free_keys: bool
+    ) -> Any:
         if isinstance(raw, _EnvValue):
             raw = self._yaml_from_env(raw, path)
         if raw is None:
@@ -427,7 +446,7 @@ class _Builder:
         result: dict[str, Any] = {}
         for raw_key, item in raw.items():
             key = str(raw_key)
-            known = self._known_activities
+            known = None if free_keys else self._known_activities
             if known is not None and key not in known:
                 hint = difflib.get_close_matches(key, known, n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""

@@ -18,7 +18,7 @@ from temporalio.runtime import (
 )
 from temporalio.service import TLSConfig
 
-from durable_temporal_workers.config import Config, MetricsConfig, TlsConfig
+from durable_temporal_workers.config import Config, TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def tls_config(tls: TlsConfig) -> TLSConfig | bool:
     )
 
 
-def make_runtime(metrics: MetricsConfig | None = None) -> Runtime:
+def make_runtime(metrics_address: str | None = None) -> Runtime:
     """The SDK runtime: core logs go through Python logging, metrics to Prometheus.
 
     Every worker of the process shares it through the client, so a process
@@ -57,14 +57,14 @@ def make_runtime(metrics: MetricsConfig | None = None) -> Runtime:
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
     )
-    address = metrics.bind_address if metrics else None
+    address = metrics_address
     if not address:
         return Runtime(telemetry=TelemetryConfig(logging=logging_config))
     try:
         prometheus = PrometheusConfig(bind_address=address)
         return Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=prometheus))
     except ValueError as err:  # e.g. the port is taken
-        raise StartupError(f"metrics.bind_address {address}: {err}") from err
+        raise StartupError(f"metrics endpoint {address}: {err}") from err
 
 
 async def connect(

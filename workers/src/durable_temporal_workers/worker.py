@@ -91,7 +91,7 @@ async def _serve_until_stopped(
     deps: ActivityDeps,
     stop: asyncio.Event,
 ) -> int:
-    runtime = make_runtime(config.metrics)
+    runtime = make_runtime(config.metrics.address_for([plan.queue for plan in plans]))
     client = await connect(config, runtime, stop)
     if client is None:
         log.info("stopped before connecting")

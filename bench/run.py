@@ -109,6 +109,7 @@ class Settings:
     warmup: int
     tuning: list[str]
     sections: list[str]
+    reruns: int
     image: str
     results: Path
     keep: bool
@@ -132,6 +133,8 @@ class Settings:
             # "defaults" is the baseline and always runs first.
             tuning=["defaults"] + [t for t in tuning if t and t != "defaults"],
             sections=[s.strip() for s in sections.split(",") if s.strip()],
+            # The re-run moves ~25% with the machine's other load; the median of a few holds better.
+            reruns=_env_int("BENCH_RERUNS", 3),
             image=os.environ.get("TEMPORAL_TEST_IMAGE", "local/debian12-systemd:latest"),
             results=Path(os.environ.get("BENCH_RESULTS", BENCH / "results")),
             keep=os.environ.get("BENCH_KEEP", "") not in ("", "0"),
@@ -230,16 +233,22 @@ class Bench:
         # can only make the converge/bare ratio look worse, never better.
         report.say("first converge of durable.temporal.stack")
         first = self.ansible.converge("bench/playbooks/stack.yml", {}, "stack-first")
-        report.say(f"  {first.seconds:.1f} s; second converge")
-        second = self.ansible.converge("bench/playbooks/stack.yml", {}, "stack-second")
-        report.say(f"  {second.seconds:.1f} s; the same package installs by a plain script")
+        reruns = []
+        for n in range(self.settings.reruns):
+            report.say(f"  idempotent converge {n + 1}/{self.settings.reruns}")
+            reruns.append(
+                self.ansible.converge("bench/playbooks/stack.yml", {}, f"stack-rerun-{n + 1}")
+            )
+        second = sorted(reruns, key=lambda c: c.seconds)[len(reruns) // 2]
+        report.say(f"  median {second.seconds:.1f} s; the same package installs by a plain script")
         bare = self.bare_installs()
         self.results["deploy"] = {
             "first_converge_s": round(first.seconds, 1),
             "first_changed": first.changed,
             "first_tasks": first.ok,
             "second_converge_s": round(second.seconds, 1),
-            "second_changed": second.changed,
+            "rerun_converges_s": [round(c.seconds, 1) for c in reruns],
+            "second_changed": max(c.changed for c in reruns),
             "second_tasks": second.ok,
             "second_over_first": round(second.seconds / first.seconds, 3),
             "bare_installs_s": bare,

@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from durable_temporal_workers.catalog import load_registry
 from durable_temporal_workers.config import Config, load_config
+from durable_temporal_workers.models import SAGAS, Transfer
 from durable_temporal_workers.store import SqliteStore
 from durable_temporal_workers.worker import run_workers
+from durable_temporal_workers.workflows.sagas import TransferMoneyWorkflow
 
 from .postgres import PostgresServer
 
@@ -246,3 +248,14 @@ def postgres() -> Iterator[PostgresServer]:
         yield pg
     finally:
         pg.remove()
+
+
+async def transfer_outcome(client: Client, transfer: Transfer, workflow_id: str) -> str:
+    """Runs a transfer to its end: "completed", or "compensated" when the saga undid it."""
+    try:
+        await client.execute_workflow(
+            TransferMoneyWorkflow.run, transfer, id=workflow_id, task_queue=SAGAS
+        )
+    except WorkflowFailureError:
+        return "compensated"
+    return "completed"

@@ -31,7 +31,7 @@ from durable_temporal_workers.workflows.sagas import (
     TransferMoneyWorkflow,
 )
 
-from .conftest import CHAOS_NAMESPACE
+from .conftest import CHAOS_NAMESPACE, transfer_outcome
 
 
 def unique(name: str) -> str:
@@ -174,16 +174,8 @@ async def test_money_is_conserved_under_faults(chaos: tuple[Client, SqliteStore]
         source, target = rng.sample(accounts, 2)
         amount = rng.randint(1, 4_000)
         plan = plans[i % len(plans)]
-        try:
-            await client.execute_workflow(
-                TransferMoneyWorkflow.run,
-                Transfer(source, target, amount, **plan),
-                id=f"chaos-transfer-{i}",
-                task_queue=SAGAS,
-            )
-        except WorkflowFailureError:
-            return "compensated"
-        return "completed"
+        transfer = Transfer(source, target, amount, **plan)
+        return await transfer_outcome(client, transfer, f"chaos-transfer-{i}")
 
     # All at once: each transfer mostly waits on retry timers, not on CPU.
     outcomes = await asyncio.gather(*(transfer(i) for i in range(120)))

@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 
 from durable_temporal_workers.catalog import load_registry
 from durable_temporal_workers.config import (
@@ -21,9 +21,9 @@ from durable_temporal_workers.config import (
 from durable_temporal_workers.models import SAGAS, SeedAccounts, Transfer
 from durable_temporal_workers.store_postgres import PostgresStore
 from durable_temporal_workers.worker import run_workers
-from durable_temporal_workers.workflows.sagas import SeedAccountsWorkflow, TransferMoneyWorkflow
+from durable_temporal_workers.workflows.sagas import SeedAccountsWorkflow
 
-from .conftest import POSTGRES_NAMESPACE
+from .conftest import POSTGRES_NAMESPACE, transfer_outcome
 from .postgres import PostgresServer
 
 
@@ -75,16 +75,8 @@ async def test_two_hosts_conserve_money(two_hosts: tuple[Client, PostgresStore])
     async def transfer(i: int) -> str:
         source, target = rng.sample(accounts, 2)
         plan = {"fail_after_commit_times": {"credit": 10}} if i % 6 == 0 else {}
-        try:
-            await client.execute_workflow(
-                TransferMoneyWorkflow.run,
-                Transfer(source, target, rng.randint(1, 6_000), **plan),
-                id=f"pg-transfer-{i}",
-                task_queue=SAGAS,
-            )
-        except WorkflowFailureError:
-            return "compensated"
-        return "completed"
+        transfer = Transfer(source, target, rng.randint(1, 6_000), **plan)
+        return await transfer_outcome(client, transfer, f"pg-transfer-{i}")
 
     outcomes = await asyncio.gather(*(transfer(i) for i in range(60)))
 

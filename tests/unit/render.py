@@ -11,11 +11,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_local_playbook(tmp_path: Path, inventory: str, playbook: str, *args: str) -> str:
     """Writes both files into tmp_path, runs ansible-playbook there and returns its output; fails on an error."""
+    result = run_playbook(tmp_path, inventory, playbook, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def run_playbook(tmp_path: Path, inventory: str, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """As run_local_playbook, but returns the finished process whether or not the run failed."""
     (tmp_path / "inventory.yml").write_text(inventory)
     (tmp_path / "render.yml").write_text(playbook)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(tmp_path / "home"))
-    result = subprocess.run(
+    return subprocess.run(
         ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml"), *args],
         capture_output=True,
         text=True,
@@ -24,5 +31,3 @@ def run_local_playbook(tmp_path: Path, inventory: str, playbook: str, *args: str
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout

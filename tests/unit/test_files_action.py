@@ -1,0 +1,167 @@
+"""durable.temporal.files: one remote read when nothing changes, the standard modules for what does."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import re
+from pathlib import Path
+
+import pytest
+from render import run_local_playbook, run_playbook
+
+INVENTORY = """
+all:
+  hosts:
+    box:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      # As ansible.cfg sets it: a module is one EXEC, which module_runs() counts.
+      ansible_pipelining: true
+"""
+
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def playbook(base: Path, extra_entries: str = "", validate: str = "") -> str:
+    return f"""
+- hosts: box
+  gather_facts: false
+  vars:
+    greeting: hello
+  tasks:
+    - name: Put the files in place
+      durable.temporal.files:
+        files:
+          - path: {base}/etc
+            state: directory
+            owner: {OWNER}
+            group: {GROUP}
+            mode: "0750"
+          - path: {base}/etc/app.conf
+            content: "greeting={{{{ greeting }}}}\\n"
+            owner: {OWNER}
+            group: {GROUP}
+            mode: "0640"
+            {f"validate: {validate}" if validate else ""}
+          - path: {base}/etc/current
+            state: link
+            src: {base}/etc/app.conf
+            force: true
+          - path: {base}/stale
+            state: absent
+{extra_entries}
+      register: put
+      notify: files changed
+    - name: Show what the task returned
+      ansible.builtin.debug:
+        msg: "RESULT={{{{ put | to_json }}}}"
+  handlers:
+    - name: Report the change
+      ansible.builtin.debug:
+        msg: HANDLER-RAN
+      listen: files changed
+"""
+
+
+def task_result(stdout: str) -> dict:
+    match = re.search(r'"msg": "RESULT=(.*)"\n', stdout)
+    assert match, stdout
+    return json.loads(json.loads('"' + match.group(1) + '"'))
+
+
+def module_runs(stdout: str) -> int:
+    """Remote module executions of the files task, from -vvv output (one EXEC per call)."""
+    section = stdout.split("TASK [Put the files in place]")[1].split("TASK [")[0]
+    return len(re.findall(r"<box> EXEC ", section))
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    target = tmp_path / "host"
+    target.mkdir()
+    (target / "stale").write_text("left over\n")
+    return target
+
+
+def test_first_run_creates_everything_and_a_second_run_changes_nothing_with_one_call(tmp_path: Path, base: Path) -> None:
+    first = task_result(run_local_playbook(tmp_path, INVENTORY, playbook(base)))
+    assert first["changed"] is True
+    assert (base / "etc" / "app.conf").read_text() == "greeting=hello\n"
+    assert oct((base / "etc" / "app.conf").stat().st_mode & 0o777) == "0o640"
+    assert oct((base / "etc").stat().st_mode & 0o777) == "0o750"
+    assert os.readlink(base / "etc" / "current") == str(base / "etc" / "app.conf")
+    assert not (base / "stale").exists()
+    assert all(entry["changed"] for entry in first["files"].values())
+
+    again = run_local_playbook(tmp_path, INVENTORY, playbook(base), "-vvv")
+    second = task_result(again)
+    assert second["changed"] is False
+    assert "HANDLER-RAN" not in again
+    assert module_runs(again) == 1
+
+
+def test_only_the_drifted_entry_is_handed_to_the_standard_module(tmp_path: Path, base: Path) -> None:
+    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    conf = base / "etc" / "app.conf"
+    conf.write_text("greeting=changed by hand\n")
+    (base / "etc").chmod(0o755)
+
+    out = run_local_playbook(tmp_path, INVENTORY, playbook(base), "--diff")
+    result = task_result(out)
+    assert result["changed"] is True
+    assert {path for path, entry in result["files"].items() if entry["changed"]} == {str(base / "etc"), str(conf)}
+    assert conf.read_text() == "greeting=hello\n"
+    assert oct((base / "etc").stat().st_mode & 0o777) == "0o750"
+    assert "-greeting=changed by hand" in out and "+greeting=hello" in out
+    assert "HANDLER-RAN" in out
+
+
+def test_check_mode_reports_the_change_and_touches_nothing(tmp_path: Path, base: Path) -> None:
+    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    conf = base / "etc" / "app.conf"
+    conf.write_text("greeting=changed by hand\n")
+    conf.chmod(0o600)
+
+    result = task_result(run_local_playbook(tmp_path, INVENTORY, playbook(base), "--check", "--diff"))
+    assert result["changed"] is True
+    assert result["files"][str(conf)]["changed"] is True
+    assert conf.read_text() == "greeting=changed by hand\n"
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_file_its_checker_refuses_is_not_written_and_later_entries_wait(tmp_path: Path, base: Path) -> None:
+    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    later = base / "later"
+    extra = f"""          - path: {later}
+            state: directory
+"""
+    failed = run_playbook(
+        tmp_path, INVENTORY, playbook(base, extra_entries=extra, validate="grep -q goodbye %s").replace("hello", "hi")
+    )
+    assert failed.returncode != 0
+    assert str(base / "etc" / "app.conf") in failed.stdout
+    assert "failed to validate" in failed.stdout
+    assert (base / "etc" / "app.conf").read_text() == "greeting=hello\n"
+    assert not later.exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("- path: relative/file\n            content: x", "must be an absolute path"),
+        ("- path: /x\n            colour: blue", "unknown keys: colour"),
+        ("- path: /x\n            state: socket", "state must be one of"),
+        ("- path: /x\n            state: link", "a link needs src"),
+        ("- path: /x\n            state: directory\n            content: x", "content needs state file"),
+    ],
+)
+def test_bad_entries_fail_before_anything_changes(tmp_path: Path, base: Path, entry: str, message: str) -> None:
+    failed = run_playbook(tmp_path, INVENTORY, playbook(base, extra_entries="          " + entry + "\n"))
+    assert failed.returncode != 0
+    assert message in failed.stdout
+    assert not (base / "etc").exists()
+    assert (base / "stale").exists()

@@ -12,7 +12,7 @@ description:
     (M(ansible.builtin.copy) for content and files, M(ansible.builtin.file) for directories, links,
     modes and removals). Those modules do the writing, so C(validate), check mode, C(--diff),
     atomic replacement and error messages are theirs.
-  - An entry is left alone only when the read proves the standard module would change nothing:
+  - An entry is left alone only when the read proves the standard module would change nothing, that is
     same type, same SHA-1 checksum of the content, same owner, group and octal mode. Anything else
     (a symbolic mode, a numeric owner) is handed to the standard module.
   - Entries are applied in order; the first failure stops the task.

@@ -208,7 +208,7 @@ def test_a_queue_dropped_from_the_inventory_stops_and_comes_back_when_listed_aga
     host.run_expect([0], "systemctl stop temporal-worker@orders")
     listed = run_playbook(scenario_dir() / "converge.yml")
     assert listed.returncode == 0, listed.output[-4000:]
-    start_task = listed.output.split("Enable and start the worker services that are not running", 1)[1].split("TASK [", 1)[0]
+    start_task = listed.output.split("Enable and start what is down or disabled among temporal-worker@", 1)[1].split("TASK [", 1)[0]
     started = {line.split("item=")[1].rstrip(")") for line in start_task.splitlines() if line.startswith("changed:")}
     assert started == {"temporal-worker@loyalty", "temporal-worker@orders"}, start_task
     for queue in QUEUES:

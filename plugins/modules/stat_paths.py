@@ -54,50 +54,8 @@ paths:
       checksum: 5b0cd5d0b4b6d5b3f7ad12c2c1b0d8f5f3a1e9e2
 """
 
-import grp
-import os
-import pwd
-import stat
-
 from ansible.module_utils.basic import AnsibleModule
-
-
-def _owner_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def read_path(module: AnsibleModule, path: str, with_checksum: bool) -> dict:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return {"exists": False}
-    info = {
-        "exists": True,
-        "owner": _owner_name(st.st_uid),
-        "group": _group_name(st.st_gid),
-        "mode": "%04o" % stat.S_IMODE(st.st_mode),
-    }
-    if stat.S_ISLNK(st.st_mode):
-        info.update(type="link", link_target=os.readlink(path))
-    elif stat.S_ISDIR(st.st_mode):
-        info.update(type="directory", entries=sorted(os.listdir(path)))
-    elif stat.S_ISREG(st.st_mode):
-        info.update(type="file", size=st.st_size)
-        if with_checksum:
-            info["checksum"] = module.sha1(path)
-    else:
-        info["type"] = "other"
-    return info
+from ansible_collections.durable.temporal.plugins.module_utils.host_reads import read_paths
 
 
 def main() -> None:
@@ -108,9 +66,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    with_checksum = set(module.params["checksum"])
-    paths = {path: read_path(module, path, path in with_checksum) for path in module.params["paths"]}
-    module.exit_json(changed=False, paths=paths)
+    module.exit_json(changed=False, paths=read_paths(module, module.params["paths"], module.params["checksum"]))
 
 
 if __name__ == "__main__":

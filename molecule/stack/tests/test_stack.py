@@ -217,6 +217,33 @@ def test_a_queue_dropped_from_the_inventory_stops_and_comes_back_when_listed_aga
     assert host.socket("tcp://0.0.0.0:9467").is_listening  # loyalty's port, from config.yaml
 
 
+def test_what_a_converged_run_skips_is_put_back_when_it_drifted(host):
+    """A no-change run trusts one read per role; hand-made drift must still be found and undone."""
+    venv = "/opt/temporal-workers/venv"
+    host.run_expect([0], f"{venv}/bin/pip uninstall -y durable-temporal-workers")
+    host.run_expect([0], "chmod 0644 /etc/temporal-workers/config.yaml")
+    host.run_expect([0], "rm /usr/local/bin/temporal")
+    host.run_expect([0], "sed -i 's/^Description=.*/Description=edited by hand/' /etc/systemd/system/temporal-dev-server.service")
+
+    again = run_playbook(scenario_dir() / "converge.yml")
+    assert again.returncode == 0, again.output[-4000:]
+    for task in (
+        "Install the package into the virtualenv from the wheelhouse only",
+        "Write the workers' configuration, checked by the workers themselves, and their environment",
+        "Make the CLI binary executable and point the temporal command at it",
+        "Write the unit temporal-dev-server.service",
+    ):
+        section = again.output.split(task, 1)[1].split("TASK [", 1)[0]
+        assert "changed:" in section, (task, section)
+    assert host.file(f"{venv}/bin/temporal-workers").exists
+    assert host.file("/etc/temporal-workers/config.yaml").mode == 0o640
+    assert host.file("/usr/local/bin/temporal").is_symlink
+    assert "edited by hand" not in host.file("/etc/systemd/system/temporal-dev-server.service").content_string
+    for queue in QUEUES:
+        assert host.service(f"temporal-worker@{queue}").is_running, queue
+    assert host.service("temporal-dev-server").is_running
+
+
 def test_absent_removes_units_services_binaries_and_keeps_data_then_present_restores_history(host, completed_order):
     removed = run_playbook(scenario_dir() / "remove.yml")
     assert removed.returncode == 0, removed.output[-4000:]

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: host_state
 short_description: Read a service's accounts, systemd state, packages and paths in one call
 description:
-  - The first task of a role on a converged host: one remote call that tells the role what is already
+  - The first task of a role, one remote call that tells the role what is already
     in place, so the tasks that would change nothing are skipped rather than each asking the host.
   - Read-only; never reports a change.
 version_added: 0.1.0

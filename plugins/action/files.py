@@ -1,7 +1,7 @@
 """Puts several files, directories and links in place with one remote read when nothing changes.
 
 A converged host used to cost one or two remote calls per file (a template is a stat and a file
-call), each a fresh Python on the host. Here one stat_paths call reads every path; only the
+call), each a fresh Python on the host. Here one host_state call reads every path; only the
 entries that differ go to the standard copy and file modules, which do the writing.
 """
 
@@ -33,7 +33,7 @@ class ActionModule(ActionBase):
         try:
             entries = [self._entry(raw, index) for index, raw in enumerate(self._task.args.get("files") or [])]
             read = self._execute_module(
-                module_name="durable.temporal.stat_paths",
+                module_name="durable.temporal.host_state",
                 module_args={
                     "paths": [entry["path"] for entry in entries],
                     "checksum": [entry["path"] for entry in entries if "expected_checksum" in entry],

@@ -1,4 +1,4 @@
-"""Read-only looks at a host, shared by the stat_paths and host_state modules."""
+"""Read-only looks at a host, shared by the host_state module and the files action."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: files
 short_description: Put several files, directories and links in place, with one remote call when nothing changes
 description:
-  - Reads every listed path with one call of M(durable.temporal.stat_paths), then hands each entry that
+  - Reads every listed path with one call of M(durable.temporal.host_state), then hands each entry that
     is not already as described to the standard module that would have managed it alone
     (M(ansible.builtin.copy) for content and files, M(ansible.builtin.file) for directories, links,
     modes and removals). Those modules do the writing, so C(validate), check mode, C(--diff),

@@ -9,7 +9,7 @@ short_description: Read a service's accounts, systemd state, packages and paths 
 description:
   - The first task of a role, one remote call that tells the role what is already
     in place, so the tasks that would change nothing are skipped rather than each asking the host.
-  - Read-only; never reports a change.
+  - Read-only; never reports a change. M(durable.temporal.files) uses it for the one remote call it makes on a host that needs no change.
 version_added: 0.1.0
 author: durable.temporal maintainers
 options:
@@ -38,7 +38,9 @@ options:
     elements: str
     default: []
   paths:
-    description: Absolute paths to read, as M(durable.temporal.stat_paths) does.
+    description:
+      - Absolute paths to read; symbolic links are not followed.
+      - Reported are whether each exists, its type, owner, group and octal mode, a link's target and a directory's entries.
     type: list
     elements: str
     default: []
@@ -81,7 +83,7 @@ packages:
   returned: always
   type: dict
 paths:
-  description: Per path, as M(durable.temporal.stat_paths) returns it.
+  description: Per path, C(exists) and, when it does, C(type) (file, directory, link, other), C(owner), C(group), C(mode), C(link_target), C(entries), C(size) and C(checksum) (SHA-1, when asked).
   returned: always
   type: dict
 """

@@ -8,6 +8,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# One host, "box", that is this machine; pipelining as ansible.cfg sets it (a module is one EXEC).
+BOX_INVENTORY = """
+all:
+  hosts:
+    box:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      ansible_pipelining: true
+"""
+
 
 def run_local_playbook(tmp_path: Path, inventory: str, playbook: str, *args: str) -> str:
     """Writes both files into tmp_path, runs ansible-playbook there and returns its output; fails on an error."""

@@ -10,17 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from render import run_local_playbook, run_playbook
+from render import BOX_INVENTORY, run_local_playbook, run_playbook
 
-INVENTORY = """
-all:
-  hosts:
-    box:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-      # As ansible.cfg sets it: a module is one EXEC, which module_runs() counts.
-      ansible_pipelining: true
-"""
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -88,7 +79,7 @@ def base(tmp_path: Path) -> Path:
 
 
 def test_first_run_creates_everything_and_a_second_run_changes_nothing_with_one_call(tmp_path: Path, base: Path) -> None:
-    first = task_result(run_local_playbook(tmp_path, INVENTORY, playbook(base)))
+    first = task_result(run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base)))
     assert first["changed"] is True
     assert (base / "etc" / "app.conf").read_text() == "greeting=hello\n"
     assert oct((base / "etc" / "app.conf").stat().st_mode & 0o777) == "0o640"
@@ -97,7 +88,7 @@ def test_first_run_creates_everything_and_a_second_run_changes_nothing_with_one_
     assert not (base / "stale").exists()
     assert all(entry["changed"] for entry in first["files"].values())
 
-    again = run_local_playbook(tmp_path, INVENTORY, playbook(base), "-vvv")
+    again = run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base), "-vvv")
     second = task_result(again)
     assert second["changed"] is False
     assert "HANDLER-RAN" not in again
@@ -105,12 +96,12 @@ def test_first_run_creates_everything_and_a_second_run_changes_nothing_with_one_
 
 
 def test_only_the_drifted_entry_is_handed_to_the_standard_module(tmp_path: Path, base: Path) -> None:
-    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base))
     conf = base / "etc" / "app.conf"
     conf.write_text("greeting=changed by hand\n")
     (base / "etc").chmod(0o755)
 
-    out = run_local_playbook(tmp_path, INVENTORY, playbook(base), "--diff")
+    out = run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base), "--diff")
     result = task_result(out)
     assert result["changed"] is True
     assert {path for path, entry in result["files"].items() if entry["changed"]} == {str(base / "etc"), str(conf)}
@@ -121,12 +112,12 @@ def test_only_the_drifted_entry_is_handed_to_the_standard_module(tmp_path: Path,
 
 
 def test_check_mode_reports_the_change_and_touches_nothing(tmp_path: Path, base: Path) -> None:
-    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base))
     conf = base / "etc" / "app.conf"
     conf.write_text("greeting=changed by hand\n")
     conf.chmod(0o600)
 
-    result = task_result(run_local_playbook(tmp_path, INVENTORY, playbook(base), "--check", "--diff"))
+    result = task_result(run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base), "--check", "--diff"))
     assert result["changed"] is True
     assert result["files"][str(conf)]["changed"] is True
     assert conf.read_text() == "greeting=changed by hand\n"
@@ -134,13 +125,13 @@ def test_check_mode_reports_the_change_and_touches_nothing(tmp_path: Path, base:
 
 
 def test_a_file_its_checker_refuses_is_not_written_and_later_entries_wait(tmp_path: Path, base: Path) -> None:
-    run_local_playbook(tmp_path, INVENTORY, playbook(base))
+    run_local_playbook(tmp_path, BOX_INVENTORY, playbook(base))
     later = base / "later"
     extra = f"""          - path: {later}
             state: directory
 """
     failed = run_playbook(
-        tmp_path, INVENTORY, playbook(base, extra_entries=extra, validate="grep -q goodbye %s").replace("hello", "hi")
+        tmp_path, BOX_INVENTORY, playbook(base, extra_entries=extra, validate="grep -q goodbye %s").replace("hello", "hi")
     )
     assert failed.returncode != 0
     assert str(base / "etc" / "app.conf") in failed.stdout
@@ -160,7 +151,7 @@ def test_a_file_its_checker_refuses_is_not_written_and_later_entries_wait(tmp_pa
     ],
 )
 def test_bad_entries_fail_before_anything_changes(tmp_path: Path, base: Path, entry: str, message: str) -> None:
-    failed = run_playbook(tmp_path, INVENTORY, playbook(base, extra_entries="          " + entry + "\n"))
+    failed = run_playbook(tmp_path, BOX_INVENTORY, playbook(base, extra_entries="          " + entry + "\n"))
     assert failed.returncode != 0
     assert message in failed.stdout
     assert not (base / "etc").exists()

@@ -9,15 +9,8 @@ import pwd
 import re
 from pathlib import Path
 
-from render import run_local_playbook
+from render import BOX_INVENTORY, run_local_playbook
 
-INVENTORY = """
-all:
-  hosts:
-    box:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-"""
 
 
 def read(tmp_path: Path, args: str) -> dict:
@@ -30,7 +23,7 @@ def read(tmp_path: Path, args: str) -> dict:
     - ansible.builtin.debug:
         msg: "RESULT={{{{ state | to_json }}}}"
 """
-    out = run_local_playbook(tmp_path, INVENTORY, playbook, "--check")
+    out = run_local_playbook(tmp_path, BOX_INVENTORY, playbook, "--check")
     match = re.search(r'"msg": "RESULT=(.*)"\n', out)
     assert match, out
     return json.loads(json.loads('"' + match.group(1) + '"'))

@@ -11,7 +11,6 @@ from render import ROOT
 
 PLUGINS = [
     ("module", "durable.temporal.files"),
-    ("module", "durable.temporal.stat_paths"),
     ("module", "durable.temporal.host_state"),
     ("lookup", "durable.temporal.tree_checksum"),
     ("filter", "durable.temporal.systemd_command"),

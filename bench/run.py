@@ -52,43 +52,54 @@ SERVICES = [
 ]
 
 # Persistence variants, as dev_server role variables. Each file variant gets a fresh file:
-# journal_mode=wal is stored in the database itself, so a file that was once WAL would stay
-# WAL under the "plain" variant. The in-memory one overrides the role's --db-filename with an
-# empty one (the last flag wins), which the dev server takes as "no file".
-DEFAULT_VARIANT = "wal+normal (role default)"
+# journal_mode=wal and the page size are stored in the database itself, so a file that was
+# once WAL would stay WAL under the "plain" variant. The in-memory one overrides the role's
+# --db-filename with an empty one (the last flag wins), which the dev server takes as "no file".
+DEFAULT_VARIANT = "wal+normal, 2 KiB pages, checkpoint 16000 (role default)"
+_PAGES_AND_CHECKPOINT = {"page_size": 2048, "wal_autocheckpoint": 16000}
 PERSISTENCE: dict[str, dict[str, Any]] = {
-    DEFAULT_VARIANT: {"temporal_dev_server_db_filename": "bench-wal-normal.db"},
+    DEFAULT_VARIANT: {"temporal_dev_server_db_filename": "bench-default.db"},
     "in memory": {
         "temporal_dev_server_sqlite_pragmas": {},
         "temporal_dev_server_extra_args": ["--db-filename="],
+    },
+    # The role's default before: SQLite's own 4 KiB pages and a checkpoint every 1000 pages.
+    "wal+normal, SQLite's pages and checkpoint": {
+        "temporal_dev_server_db_filename": "bench-wal-normal.db",
+        "temporal_dev_server_sqlite_pragmas": {"journal_mode": "wal", "synchronous": "normal"},
+    },
+    "wal+full": {
+        "temporal_dev_server_db_filename": "bench-wal-full.db",
+        "temporal_dev_server_sqlite_pragmas": {
+            "journal_mode": "wal",
+            "synchronous": "full",
+            **_PAGES_AND_CHECKPOINT,
+        },
+    },
+    # What the disk costs: no fsync at all. Not durable enough to be a default.
+    "wal+off": {
+        "temporal_dev_server_db_filename": "bench-wal-off.db",
+        "temporal_dev_server_sqlite_pragmas": {
+            "journal_mode": "wal",
+            "synchronous": "off",
+            **_PAGES_AND_CHECKPOINT,
+        },
     },
     "plain file": {
         "temporal_dev_server_db_filename": "bench-plain.db",
         "temporal_dev_server_sqlite_pragmas": {},
     },
-    "wal+full": {
-        "temporal_dev_server_db_filename": "bench-wal-full.db",
-        "temporal_dev_server_sqlite_pragmas": {"journal_mode": "wal", "synchronous": "full"},
-    },
-    # The dev server hands every --sqlite-pragma to SQLite: a 64 MiB page cache instead of its
-    # 2 MiB, to see whether keeping the working set in memory closes the gap to in-memory.
-    "wal+normal+cache": {
-        "temporal_dev_server_db_filename": "bench-wal-cache.db",
-        "temporal_dev_server_sqlite_pragmas": {
-            "journal_mode": "wal",
-            "synchronous": "normal",
-            "cache_size": -65536,
-        },
-    },
 }
 # What each variant promises, from SQLite's documentation: the restart check below only
 # proves the process-crash half.
+_NORMAL = "process crash: kept; OS crash: may lose last commits"
 DURABILITY = {
-    DEFAULT_VARIANT: "process crash: kept; OS crash: may lose last commits",
+    DEFAULT_VARIANT: _NORMAL,
     "in memory": "none",
-    "plain file": "process and OS crash: kept",
+    "wal+normal, SQLite's pages and checkpoint": _NORMAL,
     "wal+full": "process and OS crash: kept",
-    "wal+normal+cache": "process crash: kept; OS crash: may lose last commits",
+    "wal+off": "process crash: kept; OS crash: may corrupt the file",
+    "plain file": "process and OS crash: kept",
 }
 
 # Tuning points, as temporal_worker_settings. "defaults" is the SDK's own numbers.
@@ -172,6 +183,12 @@ class Point:
             # The stable signal: throughput moves ~25% run to run, CPU per workflow does not.
             "worker_cpu_ms_per_wf": round(self.worker_cpu_s / n * 1000, 2) if n else None,
             "server_cpu_ms_per_wf": round(self.server_cpu_s / n * 1000, 2) if n else None,
+            # Throughput x worker CPU per workflow: the worker does the same work per workflow
+            # whatever the server does, so its CPU time per workflow moves only with the
+            # machine's speed (+-20 % here within minutes); this is throughput at a fixed speed.
+            "worker_cpu_share": round(self.worker_cpu_s / self.batch.seconds, 4)
+            if self.batch.seconds
+            else None,
             "errors": self.batch.errors,
         }
 
@@ -388,12 +405,16 @@ class Bench:
         await asyncio.to_thread(
             self.ansible.converge, "bench/playbooks/dev_server.yml", {}, "dev-server-defaults"
         )
-        memory = points["in memory"].batch.per_second
+        memory = points["in memory"]
+        memory_share = memory.worker_cpu_s / memory.batch.seconds
         self.results["persistence"] = {
             "variants": {
                 name: {
                     **point.as_dict(),
-                    "over_in_memory": _ratio(point.batch.per_second, memory),
+                    "over_in_memory": _ratio(point.batch.per_second, memory.batch.per_second),
+                    "speed_adjusted_over_in_memory": _ratio(
+                        point.worker_cpu_s / point.batch.seconds, memory_share
+                    ),
                     "survives_restart": survives[name],
                     "durability": DURABILITY[name],
                     "role_variables": PERSISTENCE[name],

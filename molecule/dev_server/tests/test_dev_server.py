@@ -86,12 +86,18 @@ def test_data_directory_and_file_belong_to_the_service(host):
     assert db.mode & 0o007 == 0, "the SQLite file must not be world-readable"
 
 
-def test_the_sqlite_file_is_in_wal_mode_and_the_server_got_the_pragmas(host):
-    # WAL is recorded in the file itself; synchronous is per connection, so the process's arguments show it.
+def test_the_sqlite_file_has_wal_and_2k_pages_and_the_server_got_the_pragmas(host):
+    # WAL and the page size are recorded in the file's header (bytes 16-19: page size, then
+    # write and read format versions, 2 = WAL). The page size only takes when it reaches SQLite
+    # before journal_mode=wal; synchronous and the checkpoint are per connection, so the
+    # process's arguments show them.
     assert host.file(DB + "-wal").exists
+    header = bytes(int(b) for b in host.check_output(f"head -c 20 {DB} | od -An -tu1").split())
+    assert int.from_bytes(header[16:18], "big") == 2048, header
+    assert header[18:20] == bytes([2, 2]), header
     pid = host.check_output("systemctl show -p MainPID --value temporal-dev-server")
     arguments = host.file(f"/proc/{pid}/cmdline").content.split(b"\0")
-    for pragma in (b"journal_mode=wal", b"synchronous=normal"):
+    for pragma in (b"journal_mode=wal", b"synchronous=normal", b"wal_autocheckpoint=16000"):
         assert b"--sqlite-pragma=" + pragma in arguments, arguments
 
 
@@ -154,6 +160,8 @@ def test_bad_variables_stop_the_play_before_any_change(host):
         "temporal_dev_server_port": ("70000", "temporal_dev_server_port"),
         "temporal_cli_install_method": ("carrier-pigeon", "temporal_cli_install_method"),
         "temporal_dev_server_metrics_port": ("not-a-port", "temporal_dev_server_metrics_port"),
+        # SQLite would ignore it without a word.
+        "temporal_dev_server_sqlite_pragmas": ({"journal_mode": "wal", "page_size": 3000}, "page_size"),
     }
     for variable, (value, named) in cases.items():
         run = run_playbook(

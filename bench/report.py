@@ -36,54 +36,40 @@ def _status(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
+def _target(name: str, figure: float | None, limit: float, at_most: bool = False) -> dict[str, Any]:
+    within = None if figure is None else (figure <= limit if at_most else figure >= limit)
+    return {
+        "target": name,
+        "figure": figure,
+        "limit": f"{'<=' if at_most else '>='} {limit}",
+        "status": _status(within),
+    }
+
+
 def targets(
     results: dict[str, Any], idempotent_max: float, bundled_min: float, durable_min: float
 ) -> list[dict[str, Any]]:
-    out = []
-    deploy = results["deploy"]
-    figure = deploy["second_over_first"]
-    out.append(
-        {
-            "target": "idempotent re-run / first converge",
-            "figure": figure,
-            "limit": f"<= {idempotent_max}",
-            "status": _status(figure <= idempotent_max),
-        }
-    )
+    out = [
+        _target(
+            "idempotent re-run / first converge",
+            results["deploy"]["second_over_first"],
+            idempotent_max,
+            at_most=True,
+        )
+    ]
     if "throughput" in results:
         figure = results["throughput"]["bundled_over_bare"]
-        out.append(
-            {
-                "target": "bundled / bare-SDK worker throughput",
-                "figure": figure,
-                "limit": f">= {bundled_min}",
-                "status": _status(None if figure is None else figure >= bundled_min),
-            }
-        )
+        out.append(_target("bundled / bare-SDK worker throughput", figure, bundled_min))
     if "persistence" in results:
         durable = next(
             v for n, v in results["persistence"]["variants"].items() if "role default" in n
         )
-        figure = durable["over_in_memory"]
-        out.append(
-            {
-                "target": "durable (role default) / in-memory throughput",
-                "figure": figure,
-                "limit": f">= {durable_min}",
-                "status": _status(None if figure is None else figure >= durable_min),
-            }
-        )
+        name = "durable (role default) / in-memory throughput"
+        out.append(_target(name, durable["over_in_memory"], durable_min))
         # The same target with the machine's speed changes taken out (see the table's note):
         # printed beside the raw figure, never instead of it.
         figure = durable["speed_adjusted_over_in_memory"]
-        out.append(
-            {
-                "target": "  the same, speed-adjusted",
-                "figure": figure,
-                "limit": f">= {durable_min}",
-                "status": _status(None if figure is None else figure >= durable_min),
-            }
-        )
+        out.append(_target("  the same, speed-adjusted", figure, durable_min))
     return out
 
 

@@ -315,7 +315,8 @@ def _latency_panel(ax: Any, t: dict[str, Any]) -> None:
 def _persistence_panel(ax: Any, persistence: dict[str, Any]) -> None:
     # The variant names are long; a line break keeps the tick labels apart.
     variants = {
-        n.replace(" (", "\n(").replace(", ", ",\n"): v for n, v in persistence["variants"].items()
+        n.replace(" (", "\n(").replace(", ", ",\n").replace(" and ", "\nand "): v
+        for n, v in persistence["variants"].items()
     }
     _bars(
         ax,
@@ -325,6 +326,8 @@ def _persistence_panel(ax: Any, persistence: dict[str, Any]) -> None:
         fmt="{:.1f}",
     )
     _cpu_line(ax, variants, "server_cpu_ms_per_wf", "server CPU ms / workflow")
+    # Six variants, some with four-line names: at the default size they run into each other.
+    ax.tick_params(axis="x", labelsize=7)
 
 
 def _tuning_panel(ax: Any, tuning: dict[str, Any]) -> None:

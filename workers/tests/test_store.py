@@ -198,6 +198,38 @@ def test_requests_by_prefix_oldest_first(store: SqlStore) -> None:
     assert [r.seq for r in records] == sorted(r.seq for r in records)
 
 
+def test_sqlite_keeps_its_connections_open_until_closed(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    wal = tmp_path / "store.db-wal"
+    store = SqliteStore(path)
+    for n in range(3):
+        store.apply(Effect(f"o{n}:charge", "charge", f"o{n}", 100))
+    # While a connection is open SQLite keeps the write-ahead log; a connection per
+    # call (the old way) checkpointed and removed it after every call.
+    assert wal.exists()
+    store.close()
+    # The last connection closed folds the log into the file and removes it.
+    assert not wal.exists()
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.report().applied == 3
+    finally:
+        reopened.close()
+
+
+def test_sqlite_connection_is_lent_again_after_a_failed_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.db")
+    try:
+        # Fails inside the transaction, after BEGIN IMMEDIATE: SQLite has no such integer.
+        with pytest.raises(OverflowError):
+            store.apply(Effect("o1:charge", "charge", "o1", 2**64))
+        # The same pooled connection, rolled back: a new transaction starts on it.
+        assert store.apply(Effect("o1:charge", "charge", "o1", 100)).outcome == "applied"
+        assert [r.outcome for r in store.requests("o1")] == ["applied"]
+    finally:
+        store.close()
+
+
 def test_concurrent_hosts_conserve_money_and_apply_each_key_once(new_store: StoreFactory) -> None:
     """Threads on three stores (hosts) run the same transfers at once, in different orders."""
     hosts = [new_store() for _ in range(3)]

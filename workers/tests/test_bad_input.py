@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -38,6 +43,7 @@ from durable_temporal_workers.policies import ActivityPolicyInterceptor
 from durable_temporal_workers.registry import registry
 from durable_temporal_workers.store import Store
 from durable_temporal_workers.workflows.inputs import INVALID_INPUT, InputSpec
+from durable_temporal_workers.workflows.loyalty import LoyaltyWorkflow
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 
 from .conftest import DevServer, temporal_binary
@@ -496,6 +502,59 @@ async def test_signal_with_start_and_bad_input_fails_before_any_handler(
     assert error.type == INVALID_INPUT
     assert "machine_id: expected a string, got 5" in error.message
     await assert_nothing_done(handle, store)
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        (2.5, "points: expected an integer, got 2.5"),
+        (True, "points: expected an integer, got true"),
+        ("3", 'points: expected an integer, got "3"'),
+        (None, "points: expected an integer, got null"),
+        (2**70, "points: out of range"),
+        ([1, 2], "points: expected an integer, got a list"),
+    ],
+)
+async def test_bad_update_argument_is_rejected_and_leaves_no_trace(
+    client: Client, points: object, expected: str
+) -> None:
+    customer = f"customer-{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        "LoyaltyWorkflow", as_json({"customer_id": customer}), id=customer, task_queue=LOYALTY
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update("addLoyaltyPoint", as_json(points))
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == INVALID_INPUT
+    assert expected in cause.message
+    # Rejected by the validator: nothing in the history, the points unchanged, the
+    # workflow still taking updates.
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED not in events
+    assert await handle.query("getLoyaltyMessage") == f"{customer} has 0 points, 10 more to Gold."
+    assert await handle.execute_update("addLoyaltyPoint", as_json(3)) == (
+        f"{customer} has 3 points, 7 more to Gold."
+    )
+    await handle.terminate("test done")
+    # The accepted update decodes the same way on replay.
+    replayed = await Replayer(workflows=[LoyaltyWorkflow]).replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None
+
+
+async def test_update_cannot_push_the_total_past_what_the_next_run_accepts(client: Client) -> None:
+    customer = f"customer-{uuid.uuid4().hex[:8]}"
+    start = {"customer_id": customer, "points": 2**63 - 2}
+    handle = await client.start_workflow(
+        "LoyaltyWorkflow", as_json(start), id=customer, task_queue=LOYALTY
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update("addLoyaltyPoint", as_json(2))
+    assert "more than 2^63 - 1" in str(failed.value.cause)
+    assert "Gold member" in await handle.execute_update("addLoyaltyPoint", as_json(1))
+    await handle.terminate("test done")
 
 
 async def test_histories_replay_deterministically(client: Client, config: Config) -> None:

@@ -52,6 +52,7 @@ MAX_INT = 2**63 - 1
 QUOTE_CHARS = 40
 
 T = typing.TypeVar("T", bound=type)
+H = typing.TypeVar("H", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -177,17 +178,9 @@ def strict_inputs(cls: T, workflow_name: str) -> T:
     """
     run = vars(cls)["run"]
     spec = InputSpec(workflow_name, run)
-    # The SDK decodes only when it has one hint per argument sent, so only the
-    # required parameters are declared: the usual start (optional ones left
-    # out) arrives raw, even when it is not JSON at all.
-    raw_signature = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [
-            inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RawValue)
-            for p in spec.required
-        ]
-    )
-    raw_hints = {p.name: RawValue for p in spec.required}
+    # Only the required parameters: the usual start (optional ones left out)
+    # then arrives raw, even when it is not JSON at all.
+    raw_signature, raw_hints = _raw_presentation(spec.required)
 
     @functools.wraps(run)
     async def run_raw(self: Any, *args: Any) -> Any:
@@ -213,6 +206,58 @@ def typed_run(run: Callable[..., Any]) -> Callable[..., Any]:
     """The original, typed run method behind :func:`strict_inputs`."""
     original: Callable[..., Any] = getattr(run, "__wrapped__", run)
     return original
+
+
+def strict_update(update_name: str) -> Callable[[H], H]:
+    """Decode the arguments of an update handler, and of its validator, like start input.
+
+    Put it under ``@workflow.update`` and under ``@handler.validator``. Left to
+    the SDK, ``2.5`` or ``true`` pass as an int, and a number too big for the
+    store passes too, and the handler keeps it in workflow state (a continue-as-new
+    input would then be refused). Here the validator rejects the update instead,
+    with the same InvalidInput error as a bad start, so nothing reaches the
+    history; the handler gets the same typed values. Not for signals: an error in
+    a signal handler fails the whole workflow.
+    """
+
+    def decorate(fn: H) -> H:
+        spec = InputSpec(update_name, fn)
+        # Every parameter: with fewer hints than arguments sent, the SDK would drop
+        # the rest (an update's usual call sends its optional arguments).
+        raw_signature, raw_hints = _raw_presentation(spec.params)
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def wrapper(self: Any, *args: Any) -> Any:
+                return await fn(self, *spec.decode(args))
+
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(self: Any, *args: Any) -> Any:
+                return fn(self, *spec.decode(args))
+
+        _present(wrapper, raw_signature, {**raw_hints, "return": spec.return_hint})
+        return typing.cast(H, wrapper)
+
+    return decorate
+
+
+def _raw_presentation(params: Sequence[_Param]) -> tuple[inspect.Signature, dict[str, Any]]:
+    """The signature and hints the SDK is shown so that it hands ``params`` over raw.
+
+    The SDK uses the hints only when it has one per argument sent; otherwise it
+    decodes plain JSON, which :meth:`InputSpec.decode` checks the same way.
+    """
+    signature = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RawValue)
+            for p in params
+        ]
+    )
+    return signature, {p.name: RawValue for p in params}
 
 
 def _present(fn: Callable[..., Any], signature: inspect.Signature, hints: dict[str, Any]) -> None:

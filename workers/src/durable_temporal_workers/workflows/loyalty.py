@@ -9,6 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from durable_temporal_workers.models import LOYALTY, LoyaltyAccount
     from durable_temporal_workers.registry import registry
+    from durable_temporal_workers.workflows.inputs import MAX_INT, strict_update
 
 
 @registry.workflow(queue=LOYALTY)
@@ -41,6 +42,7 @@ class LoyaltyWorkflow:
         )
 
     @workflow.update(name="addLoyaltyPoint")
+    @strict_update("addLoyaltyPoint")
     def add_loyalty_point(self, points: int = 1) -> str:
         was_gold = self._is_gold()
         self._points += points
@@ -55,10 +57,14 @@ class LoyaltyWorkflow:
         return self._message
 
     @add_loyalty_point.validator
+    @strict_update("addLoyaltyPoint")
     def validate_add_loyalty_point(self, points: int = 1) -> None:
         # Rejected updates leave no trace in the workflow history.
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
+        # The total goes into the next run's input, which must still be valid input.
+        if self._points + points > MAX_INT:
+            raise ValueError(f"{self._points} + {points} points is more than 2^63 - 1")
 
     @workflow.query(name="getLoyaltyMessage")
     def get_loyalty_message(self) -> str:

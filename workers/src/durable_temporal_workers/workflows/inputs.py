@@ -180,25 +180,14 @@ def strict_inputs(cls: T, workflow_name: str) -> T:
     spec = InputSpec(workflow_name, run)
     # Only the required parameters: the usual start (optional ones left out)
     # then arrives raw, even when it is not JSON at all.
-    raw_signature, raw_hints = _raw_presentation(spec.required)
-
-    @functools.wraps(run)
-    async def run_raw(self: Any, *args: Any) -> Any:
-        return await run(self, *spec.decode(args))
-
-    _present(run_raw, raw_signature, {**raw_hints, "return": spec.return_hint})
+    run_raw = _decoding(run, spec, spec.required, spec.return_hint)
     setattr(cls, "run", run_raw)  # noqa: B010 - mypy knows no `run` on a type variable
 
     init = vars(cls).get("__init__")
     if init is not None and hasattr(init, "__temporal_workflow_init"):
         # The SDK passes the constructor the same arguments as run, and
         # requires the two signatures to match.
-        @functools.wraps(init)
-        def init_raw(self: Any, *args: Any) -> None:
-            init(self, *spec.decode(args))
-
-        _present(init_raw, raw_signature, {**raw_hints, "return": None})
-        setattr(cls, "__init__", init_raw)  # noqa: B010
+        setattr(cls, "__init__", _decoding(init, spec, spec.required, None))  # noqa: B010
     return cls
 
 
@@ -224,24 +213,31 @@ def strict_update(update_name: str) -> Callable[[H], H]:
         spec = InputSpec(update_name, fn)
         # Every parameter: with fewer hints than arguments sent, the SDK would drop
         # the rest (an update's usual call sends its optional arguments).
-        raw_signature, raw_hints = _raw_presentation(spec.params)
-        wrapper: Callable[..., Any]
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def wrapper(self: Any, *args: Any) -> Any:
-                return await fn(self, *spec.decode(args))
-
-        else:
-
-            @functools.wraps(fn)
-            def wrapper(self: Any, *args: Any) -> Any:
-                return fn(self, *spec.decode(args))
-
-        _present(wrapper, raw_signature, {**raw_hints, "return": spec.return_hint})
-        return typing.cast(H, wrapper)
+        return typing.cast(H, _decoding(fn, spec, spec.params, spec.return_hint))
 
     return decorate
+
+
+def _decoding(
+    fn: Callable[..., Any], spec: InputSpec, params: Sequence[_Param], return_hint: Any
+) -> Callable[..., Any]:
+    """``fn``, shown to the SDK as taking ``params`` raw, with its arguments decoded by ``spec``."""
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def wrapper(self: Any, *args: Any) -> Any:
+            return await fn(self, *spec.decode(args))
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any) -> Any:
+            return fn(self, *spec.decode(args))
+
+    signature, hints = _raw_presentation(params)
+    _present(wrapper, signature, {**hints, "return": return_hint})
+    return wrapper
 
 
 def _raw_presentation(params: Sequence[_Param]) -> tuple[inspect.Signature, dict[str, Any]]:

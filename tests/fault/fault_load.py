@@ -4,7 +4,7 @@ operators see, with nothing lost, no side effect applied twice and the money con
 
 It seeds accounts, starts a batch of OrderWorkflow and TransferMoneyWorkflow runs (some designed
 to fail: invalid orders, transfers refused for lack of funds or compensated after the credit
-keeps failing), and while they run:
+keeps failing), and while they run (each fault once the batch has progressed by a quarter):
   1. kills every worker service of one worker host with SIGKILL (systemd restarts them),
   2. stops the other worker host (a clean shutdown: its workers drain) and starts it again,
   3. restarts the Temporal server.
@@ -212,15 +212,27 @@ async def running(client: Client, run: str) -> int:
     return count.count
 
 
-async def inject_faults(args: argparse.Namespace, figures: Figures, client: Client, run: str) -> None:
+async def inject_faults(
+    args: argparse.Namespace, figures: Figures, client: Client, run: str, started: asyncio.Event
+) -> None:
+    # The first fault lands --fault-delay after the first start. Each later one waits until the
+    # running workflows have fallen to its share of the batch (and at least --fault-gap), so
+    # every fault lands on work in flight however fast this machine and these workers are:
+    # fixed gaps let a fast run finish before the last fault.
     steps = [
-        (args.fault_delay, args.kill_workers),
-        (args.fault_gap, args.stop_worker_host),
-        (args.fault_gap, args.start_worker_host),
-        (args.fault_gap, args.restart_server),
+        (1.0, args.kill_workers),
+        (0.75, args.stop_worker_host),
+        (0.5, args.start_worker_host),
+        (0.25, args.restart_server),
     ]
-    for delay, command in steps:
-        await asyncio.sleep(delay)
+    await asyncio.sleep(args.fault_delay)
+    for n, (share, command) in enumerate(steps):
+        if n:
+            await asyncio.sleep(args.fault_gap)
+            await started.wait()
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline and await running(client, run) > share * args.batch_size:
+                await asyncio.sleep(0.5)
         # Shows the fault landed while the batch was running.
         in_flight = await running(client, run)
         figures.faults.append(await asyncio.to_thread(shell, command) | {"running_workflows": in_flight})
@@ -250,8 +262,11 @@ async def main(args: argparse.Namespace) -> Figures:
     print(f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all", flush=True)
 
     batch = plan_batch(run, args.orders, args.transfers, accounts, args.ship_delay)
-    faults = asyncio.create_task(inject_faults(args, figures, client, run))
+    args.batch_size = len(batch)
+    started = asyncio.Event()
+    faults = asyncio.create_task(inject_faults(args, figures, client, run, started))
     await start_all(client, batch, args.parallel_starts)
+    started.set()
     figures.started = len(batch)
     print(f"{run}: started {figures.started} workflows ({args.orders} orders, {args.transfers} transfers)", flush=True)
     await faults
@@ -319,7 +334,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--fault-delay", type=float, default=5.0, help="seconds from the first start to the first fault"
     )
-    parser.add_argument("--fault-gap", type=float, default=10.0, help="seconds between faults")
+    parser.add_argument(
+        "--fault-gap",
+        type=float,
+        default=3.0,
+        help="at least this many seconds between faults; each later fault also waits for its share "
+        "of the batch (3/4, 1/2, 1/4) to be still running, not fewer",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the batch after the faults")
     parser.add_argument("--parallel-starts", type=int, default=50)
     parser.add_argument("--parallel-waits", type=int, default=200)

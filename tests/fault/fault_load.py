@@ -213,29 +213,28 @@ async def running(client: Client, run: str) -> int:
 
 
 async def inject_faults(
-    args: argparse.Namespace, figures: Figures, client: Client, run: str, started: asyncio.Event
+    args: argparse.Namespace, figures: Figures, client: Client, run: str, batch_size: int, started: asyncio.Event
 ) -> None:
     # The first fault lands --fault-delay after the first start. Each later one waits until the
     # running workflows have fallen to its share of the batch (and at least --fault-gap), so
     # every fault lands on work in flight however fast this machine and these workers are:
     # fixed gaps let a fast run finish before the last fault.
-    steps = [
-        (1.0, args.kill_workers),
-        (0.75, args.stop_worker_host),
-        (0.5, args.start_worker_host),
-        (0.25, args.restart_server),
-    ]
-    await asyncio.sleep(args.fault_delay)
-    for n, (share, command) in enumerate(steps):
-        if n:
-            await asyncio.sleep(args.fault_gap)
-            await started.wait()
-            deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline and await running(client, run) > share * args.batch_size:
-                await asyncio.sleep(0.5)
+    later = [(0.75, args.stop_worker_host), (0.5, args.start_worker_host), (0.25, args.restart_server)]
+
+    async def inject(command: str) -> None:
         # Shows the fault landed while the batch was running.
         in_flight = await running(client, run)
         figures.faults.append(await asyncio.to_thread(shell, command) | {"running_workflows": in_flight})
+
+    await asyncio.sleep(args.fault_delay)
+    await inject(args.kill_workers)
+    for share, command in later:
+        await asyncio.sleep(args.fault_gap)
+        await started.wait()
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and await running(client, run) > share * batch_size:
+            await asyncio.sleep(0.5)
+        await inject(command)
 
 
 def docker_faults(args: argparse.Namespace) -> None:
@@ -262,9 +261,8 @@ async def main(args: argparse.Namespace) -> Figures:
     print(f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all", flush=True)
 
     batch = plan_batch(run, args.orders, args.transfers, accounts, args.ship_delay)
-    args.batch_size = len(batch)
     started = asyncio.Event()
-    faults = asyncio.create_task(inject_faults(args, figures, client, run, started))
+    faults = asyncio.create_task(inject_faults(args, figures, client, run, len(batch), started))
     await start_all(client, batch, args.parallel_starts)
     started.set()
     figures.started = len(batch)
@@ -338,8 +336,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--fault-gap",
         type=float,
         default=3.0,
-        help="at least this many seconds between faults; each later fault also waits for its share "
-        "of the batch (3/4, 1/2, 1/4) to be still running, not fewer",
+        help="at least this many seconds between faults; each later fault also waits until at most "
+        "its share of the batch (3/4, 1/2, 1/4) is still running",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the batch after the faults")
     parser.add_argument("--parallel-starts", type=int, default=50)

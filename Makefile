@@ -36,6 +36,7 @@ host-tools:
 harness: venv host-tools
 	tools/test-image.sh
 	PYTHON=$(BIN)/python tools/artifacts.sh
+	tools/release-archives.sh
 
 lint: venv
 	yamllint -s .

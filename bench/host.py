@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -90,6 +91,37 @@ class Container:
     def clock_ticks(self) -> int:
         return int(self.exec("getconf", "CLK_TCK").strip())
 
+    def unit_usage(self, unit: str) -> dict[str, float]:
+        """CPU seconds so far, RSS and PSS (MiB) of every process in the unit's cgroup.
+
+        Per-unit CPU accounting is off in these containers (cgroup v1, no cpuacct per unit),
+        so CPU is summed from /proc: each process's own time plus the time of its exited
+        children, which the parent collected (PostgreSQL's postmaster reaps its backends).
+        PSS counts shared memory (shared_buffers) once; summed RSS counts it per process.
+        """
+        script = (
+            'cg=$(systemctl show -p ControlGroup --value "$1"); '
+            'for p in $(cat "/sys/fs/cgroup/systemd$cg/cgroup.procs" 2>/dev/null); do '
+            "stat=$(cat /proc/$p/stat 2>/dev/null) || continue; "
+            "rss=$(awk '/^VmRSS:/ {print $2}' /proc/$p/status 2>/dev/null); "
+            "pss=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null); "
+            'echo "${rss:-0} ${pss:-0} ${stat##*) }"; done'
+        )
+        ticks = self.clock_ticks
+        cpu = rss = pss = 0.0
+        for line in self.exec("sh", "-c", script, "sh", unit).splitlines():
+            fields = line.split()
+            # After the two memory figures: /proc/<pid>/stat from its 3rd field (state), so
+            # utime, stime, cutime, cstime are its 14th to 17th fields.
+            cpu += sum(int(f) for f in fields[2 + 11 : 2 + 15]) / ticks
+            rss += int(fields[0]) / 1024
+            pss += int(fields[1]) / 1024
+        return {"cpu_s": cpu, "rss_mib": rss, "pss_mib": pss}
+
+    def psql(self, query: str) -> str:
+        """One query as the local postgres superuser, unaligned output."""
+        return self.exec("runuser", "-u", "postgres", "--", "psql", "-Atc", query).strip()
+
     def memory(self, unit: str) -> dict[str, float | None]:
         """The unit's cgroup memory (MemoryCurrent) and its main process's RSS, in MiB."""
         shown = self.exec("systemctl", "show", "-p", "MemoryCurrent", "-p", "MainPID", unit)
@@ -129,13 +161,23 @@ class Converge:
 class Ansible:
     """Runs the bench playbooks against one container, the way molecule's docker driver does."""
 
-    def __init__(self, repo: Path, host: str, workdir: Path, env: dict[str, str]) -> None:
+    # Shared by every instance: the logs of all hosts' converges number in run order.
+    _numbers = itertools.count(1)
+
+    def __init__(
+        self,
+        repo: Path,
+        host: str,
+        workdir: Path,
+        env: dict[str, str],
+        inventory: str = "inventory.json",
+    ) -> None:
         self.repo = repo
         self.host = host
         self.workdir = workdir
         self.env = env
-        self.inventory = workdir / "inventory.json"
-        inventory = {
+        self.inventory = workdir / inventory
+        hosts = {
             "all": {
                 "hosts": {host: {}},
                 "vars": {
@@ -145,16 +187,15 @@ class Ansible:
                 },
             }
         }
-        self.inventory.write_text(json.dumps(inventory), encoding="utf-8")
-        self._count = 0
+        self.inventory.write_text(json.dumps(hosts), encoding="utf-8")
         self.converges: list[Converge] = []
 
     def converge(self, playbook: str, extra_vars: dict[str, Any], log_name: str) -> Converge:
-        self._count += 1
-        log = self.workdir / f"{self._count:02d}-{log_name}.log"
+        number = next(self._numbers)
+        log = self.workdir / f"{number:02d}-{log_name}.log"
         argv = ["ansible-playbook", "-i", str(self.inventory), str(self.repo / playbook)]
         if extra_vars:
-            vars_file = self.workdir / f"{self._count:02d}-{log_name}.vars.json"
+            vars_file = self.workdir / f"{number:02d}-{log_name}.vars.json"
             vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
             argv += ["-e", f"@{vars_file}"]
         started = time.perf_counter()

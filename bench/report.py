@@ -47,7 +47,11 @@ def _target(name: str, figure: float | None, limit: float, at_most: bool = False
 
 
 def targets(
-    results: dict[str, Any], idempotent_max: float, bundled_min: float, durable_min: float
+    results: dict[str, Any],
+    idempotent_max: float,
+    bundled_min: float,
+    durable_min: float,
+    production_min: float,
 ) -> list[dict[str, Any]]:
     out = [
         _target(
@@ -70,6 +74,16 @@ def targets(
         # printed beside the raw figure, never instead of it.
         figure = durable["speed_adjusted_over_in_memory"]
         out.append(_target("  the same, speed-adjusted", figure, durable_min))
+    if "production" in results:
+        production = results["production"]
+        default = production["variants"][production["default"]]
+        out.append(
+            _target(
+                "production (role defaults) / dev server throughput",
+                default["over_dev"],
+                production_min,
+            )
+        )
     return out
 
 
@@ -183,6 +197,9 @@ def table(results: dict[str, Any]) -> None:
             ],
         )
 
+    if "production" in results:
+        _production_table(results["production"], status)
+
     if "persistence" in results:
         variants = results["persistence"]["variants"]
         print("\n== Persistence: the dev server per SQLite setting (bundled worker)")
@@ -235,6 +252,67 @@ def table(results: dict[str, Any]) -> None:
     )
 
 
+def _production_table(production: dict[str, Any], status: dict[str, str]) -> None:
+    variants = production["variants"]
+    print(
+        "\n== Production: temporal-server + PostgreSQL (same host) against the dev server, "
+        "same load, interleaved rounds per variant"
+    )
+    _rows(
+        [
+            "variant",
+            "wf/s",
+            "dev wf/s",
+            "/ dev",
+            "p50 ms",
+            "p95 ms",
+            "transitions/s",
+            "server cores",
+            "pg cores",
+            "idle cores",
+            "server RSS",
+            "pg PSS",
+            "failed",
+        ],
+        [
+            [
+                name,
+                _fmt(v["workflows_per_s"]),
+                _fmt(v["dev"]["workflows_per_s"]),
+                _fmt(v["over_dev"], 2),
+                _fmt(v["p50_ms"], 0),
+                _fmt(v["p95_ms"], 0),
+                _fmt(v.get("state_transitions_per_s"), 0),
+                _fmt(v.get("server_cpu_cores"), 2),
+                _fmt(v.get("db_cpu_cores"), 2),
+                _fmt(sum(v["idle_cpu_cores"].values()), 2),
+                _fmt(v["memory"].get("temporal-server", {}).get("rss_mib"), 0),
+                _fmt(_pg_memory(v), 0),
+                str(v["failures"]),
+            ]
+            for name, v in variants.items()
+        ],
+    )
+    dev = next(iter(variants.values()))["dev"]
+    print(
+        f"  dev server: {_fmt(dev.get('state_transitions_per_s'), 0)} transitions/s, "
+        f"{_fmt(dev.get('server_cpu_cores'), 2)} cores (first variant's rounds); "
+        "cores: CPU seconds / wall seconds of the run; idle: with no load, server + pg"
+    )
+    for name, v in variants.items():
+        pg = ", ".join(f"{k}={val}" for k, val in v["postgresql"].items())
+        print(f"  {name}: {v['num_history_shards']} shards, TLS {_fmt(v['tls'])}; PostgreSQL {pg}")
+    print(
+        f"  production ({production['default']}) / dev: "
+        + status["production (role defaults) / dev server throughput"]
+    )
+
+
+def _pg_memory(variant: dict[str, Any]) -> float | None:
+    memory = [m for unit, m in variant["memory"].items() if unit.startswith("postgresql")]
+    return memory[0]["pss_mib"] if memory else None
+
+
 def _applied(what: str, seconds: list[float]) -> None:
     if seconds:
         print(
@@ -254,7 +332,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(18, 10), layout="constrained")
+    rows = 3 if "production" in results else 2
+    fig, axes = plt.subplots(rows, 3, figsize=(18, 5 * rows), layout="constrained")
     machine = results["machine"]
     fig.suptitle(
         f"durable.temporal benchmark {results['date'][:10]} - {machine['nproc']} cores, "
@@ -279,6 +358,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
         (axes[1][1], "tuning", _tuning_panel),
         (axes[1][2], "footprint", _footprint_panel),
     ]
+    if rows == 3:
+        panels += [
+            (axes[2][0], "production", _production_panel),
+            (axes[2][1], "production", _production_cpu_panel),
+            (axes[2][2], "production", _production_latency_panel),
+        ]
     for ax, section, draw in panels:
         if section in results:
             draw(ax, results[section])
@@ -340,6 +425,63 @@ def _tuning_panel(ax: Any, tuning: dict[str, Any]) -> None:
         fmt="{:.1f}",
     )
     _cpu_line(ax, settings, "worker_cpu_ms_per_wf", "worker CPU ms / workflow")
+
+
+def _production_names(production: dict[str, Any]) -> list[str]:
+    return [n.replace(": ", ":\n").replace(", ", ",\n") for n in production["variants"]]
+
+
+def _production_panel(ax: Any, production: dict[str, Any]) -> None:
+    variants = production["variants"]
+    names = _production_names(production)
+    x = range(len(names))
+    for offset, label, values in (
+        (-0.2, "production", [v["workflows_per_s"] for v in variants.values()]),
+        (0.2, "dev server, same rounds", [v["dev"]["workflows_per_s"] for v in variants.values()]),
+    ):
+        bars = ax.bar([i + offset for i in x], values, 0.4, label=label)
+        ax.bar_label(bars, [f"{v:.1f}" for v in values])
+    for i, v in enumerate(variants.values()):
+        ax.annotate(
+            f"{_fmt(v['over_dev'], 2)}", (i, 0), textcoords="offset points", xytext=(0, 4),
+            ha="center", color="white", fontweight="bold",
+        )  # fmt: skip
+    ax.set_xticks(list(x), names)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylabel("workflows / s")
+    ax.set_title("Production (PostgreSQL) vs dev server; in the bar: production / dev")
+    ax.legend(fontsize=8)
+    ax.margins(y=0.15)
+
+
+def _production_cpu_panel(ax: Any, production: dict[str, Any]) -> None:
+    variants = production["variants"]
+    names = _production_names(production)
+    server = [v.get("server_cpu_cores") or 0.0 for v in variants.values()]
+    pg = [v.get("db_cpu_cores") or 0.0 for v in variants.values()]
+    ax.bar(names, server, label="temporal-server")
+    ax.bar(names, pg, bottom=server, label="PostgreSQL")
+    idle = [sum(v["idle_cpu_cores"].values()) for v in variants.values()]
+    ax.plot(names, idle, "o-", color="black", label="both, idle")
+    ax.set_ylabel("cores (CPU s / wall s)")
+    ax.set_title("Production: CPU under load and idle")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=8)
+
+
+def _production_latency_panel(ax: Any, production: dict[str, Any]) -> None:
+    variants = production["variants"]
+    names = _production_names(production)
+    x = range(len(names))
+    for offset, key, label in ((-0.2, "p50_ms", "p50"), (0.2, "p95_ms", "p95")):
+        values = [v[key] for v in variants.values()]
+        bars = ax.bar([i + offset for i in x], values, 0.4, label=label)
+        ax.bar_label(bars, [f"{v:.0f}" for v in values], fontsize=7)
+    ax.set_xticks(list(x), names)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylabel("ms, start to result")
+    ax.set_title("Production latency per workflow")
+    ax.legend(fontsize=8)
 
 
 def _cpu_line(ax: Any, points: dict[str, Any], key: str, label: str) -> None:

@@ -1,4 +1,4 @@
-"""Benchmark of durable.temporal (issue 7): deploy, throughput, persistence, tuning, footprint.
+"""Benchmark of durable.temporal: deploy, throughput, production, persistence, tuning, footprint.
 
 Prints every figure as a table and writes bench/results/results.json and chart.png.
 Figures, not assertions: a target MISS is printed, never an exit status. The command fails
@@ -16,6 +16,7 @@ import platform
 import shutil
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from typing import Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 import report
 from host import Ansible, BenchError, Container, run
@@ -111,9 +112,68 @@ TUNING: dict[str, dict[str, Any]] = {
     "cache 100": {"max_cached_workflows": 100},
 }
 
+# The production server (durable.temporal.server with PostgreSQL on the same host).
+PRODUCTION_UNIT = "temporal-server"
+POSTGRESQL_UNIT = "postgresql@15-main"
+# The server's own Prometheus endpoint (temporal_server_metrics_port); the dev server's too.
+METRICS_PORT = 9233
+# A histogram observed once per state transition (its value is the workflow's running
+# total), so its _count is the number of transitions: checked against the sum of
+# DescribeWorkflowExecution's state_transition_count over a batch.
+TRANSITIONS_METRIC = "state_transition_count_count"
+# Durability the production figures must keep: read back from PostgreSQL beside them.
+DURABILITY_SETTINGS = ["synchronous_commit", "fsync"]
+PRODUCTION_DEFAULT = "role defaults"
+
+
+def _shards(n: int) -> dict[str, Any]:
+    """numHistoryShards is fixed at a cluster's first start: another count needs its own
+    databases, so each count gets a pair of its own on the same PostgreSQL."""
+    return {
+        "temporal_server_num_history_shards": n,
+        "temporal_postgresql_database": f"temporal_s{n}",
+        "temporal_postgresql_visibility_database": f"temporal_visibility_s{n}",
+        "temporal_server_db_name": f"temporal_s{n}",
+        "temporal_server_visibility_db_name": f"temporal_visibility_s{n}",
+    }
+
+
+# What PostgreSQL can do for a write-heavy load without giving up durability
+# (synchronous_commit and fsync stay on): bigger WAL buffers and cache, fewer checkpoints,
+# commits of concurrent transactions grouped, smaller WAL records.
+_PG_WAL = {
+    "shared_buffers": "512MB",
+    "wal_buffers": "16MB",
+    "max_wal_size": "2GB",
+    "checkpoint_timeout": "15min",
+    "wal_compression": "lz4",
+}
+_PG_GROUP_COMMIT = {"commit_delay": "200", "commit_siblings": "3"}
+# Production variants, as role variables over playbooks/production.yml. The first is the
+# roles' own defaults on a fresh host; each later one is a re-converge of the same host.
+PRODUCTION: dict[str, dict[str, Any]] = {
+    PRODUCTION_DEFAULT: {},
+    "512 shards": _shards(512),
+    "4 shards": _shards(4),
+    "16 shards": _shards(16),
+    "64 shards": _shards(64),
+    "pools 10/5": {
+        "temporal_server_db_max_conns": 10,
+        "temporal_server_db_max_idle_conns": 10,
+        "temporal_server_visibility_db_max_conns": 5,
+        "temporal_server_visibility_db_max_idle_conns": 5,
+    },
+    "pg: wal and cache": {"temporal_postgresql_settings": _PG_WAL},
+    "pg: wal, cache, group commit": {
+        "temporal_postgresql_settings": {**_PG_WAL, **_PG_GROUP_COMMIT}
+    },
+}
+PRODUCTION_QUICK = [PRODUCTION_DEFAULT, "512 shards", "16 shards"]
+
 IDEMPOTENT_MAX = 0.2
 BUNDLED_MIN = 0.9
 DURABLE_MIN = 0.9
+PRODUCTION_MIN = 0.7
 
 
 def _env_int(name: str, default: int) -> int:
@@ -130,6 +190,7 @@ class Settings:
     rounds: int
     warmup: int
     tuning: list[str]
+    production: list[str]
     sections: list[str]
     reruns: int
     image: str
@@ -142,8 +203,19 @@ class Settings:
         unknown = [t for t in tuning if t and t not in TUNING]
         if unknown:
             raise SystemExit(f"BENCH_TUNING: unknown {unknown}; known: {list(TUNING)}")
+        production = [
+            p.strip()
+            for p in os.environ.get("BENCH_PRODUCTION_VARIANTS", ",".join(PRODUCTION)).split(",")
+        ]
+        unknown = [p for p in production if p and p not in PRODUCTION]
+        if unknown:
+            raise SystemExit(
+                f"BENCH_PRODUCTION_VARIANTS: unknown {unknown}; known: {list(PRODUCTION)}"
+            )
         # The deploy always runs: every other section measures the stack it deployed.
-        sections = os.environ.get("BENCH_SECTIONS", "throughput,persistence,tuning")
+        # production runs before the sections that re-converge the dev stack: its dev
+        # figure is the stack as deployed.
+        sections = os.environ.get("BENCH_SECTIONS", "throughput,production,persistence,tuning")
         return cls(
             # 600 orders per point: at ~25/s about 25 s, long enough to average out hiccups.
             workflows=_env_int("BENCH_WORKFLOWS", 600),
@@ -154,6 +226,9 @@ class Settings:
             warmup=_env_int("BENCH_WARMUP", 10),
             # "defaults" is the baseline and always runs first.
             tuning=["defaults"] + [t for t in tuning if t and t != "defaults"],
+            # The roles' defaults first: the host is fresh only for the first variant.
+            production=[PRODUCTION_DEFAULT]
+            + [p for p in production if p and p != PRODUCTION_DEFAULT],
             sections=[s.strip() for s in sections.split(",") if s.strip()],
             # The re-run moves ~25% with the machine's other load; the median of a few holds better.
             reruns=_env_int("BENCH_RERUNS", 3),
@@ -170,10 +245,33 @@ class Point:
     batch: Batch = field(default_factory=Batch)
     worker_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
+    # The target's PostgreSQL (all its processes), when it has one.
+    db_cpu_s: float = 0.0
+    # From the server's metrics endpoint; None when it could not be read.
+    transitions: float | None = None
+
+    def add(self, other: Point) -> None:
+        self.batch.merge(other.batch)
+        self.worker_cpu_s += other.worker_cpu_s
+        self.server_cpu_s += other.server_cpu_s
+        self.db_cpu_s += other.db_cpu_s
+        if other.transitions is not None:
+            self.transitions = (self.transitions or 0.0) + other.transitions
 
     def as_dict(self) -> dict[str, Any]:
         n = self.batch.workflows
+        seconds = self.batch.seconds
+        extra: dict[str, Any] = {}
+        if self.transitions is not None and seconds:
+            extra["state_transitions_per_s"] = round(self.transitions / seconds, 1)
+            extra["state_transitions_per_wf"] = round(self.transitions / n, 1) if n else None
+        if self.db_cpu_s and seconds:
+            extra["db_cpu_ms_per_wf"] = round(self.db_cpu_s / n * 1000, 2) if n else None
+            extra["db_cpu_cores"] = round(self.db_cpu_s / seconds, 2)
+        if seconds:
+            extra["server_cpu_cores"] = round(self.server_cpu_s / seconds, 2)
         return {
+            **extra,
             "workflows": n,
             "failures": self.batch.failures,
             "seconds": round(self.batch.seconds, 3),
@@ -193,6 +291,40 @@ class Point:
         }
 
 
+@dataclass
+class Target:
+    """A Temporal server the load client drives, on one bench container."""
+
+    host: Container
+    server_unit: str
+    client: Client | None = None
+    # Its PostgreSQL, measured beside the server; None for the dev server's SQLite.
+    db_unit: str | None = None
+    # Highest RSS/PSS seen after a measured run, per unit.
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def transitions(self) -> float | None:
+        """State transitions so far, from the server's own metrics; None if unreadable."""
+        url = f"http://{self.host.ip}:{METRICS_PORT}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        return sum(
+            float(line.rsplit(maxsplit=1)[1])
+            for line in text.splitlines()
+            if line.startswith(TRANSITIONS_METRIC)
+        )
+
+    def note_memory(self) -> None:
+        for unit in filter(None, (self.server_unit, self.db_unit)):
+            usage = self.host.unit_usage(unit)
+            seen = self.memory.setdefault(unit, {"rss_mib": 0.0, "pss_mib": 0.0})
+            for key in seen:
+                seen[key] = round(max(seen[key], usage[key]), 1)
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -200,6 +332,8 @@ class Variant:
     worker_unit: str
     # Brings the host into this variant's configuration (a converge); None when it needs none.
     apply: Callable[[], None] | None = None
+    # The server it runs on; None: the dev stack (bench-stack).
+    target: Target | None = None
 
 
 class Reconverger:
@@ -232,6 +366,8 @@ class Bench:
         self.settings = settings
         self.stack = Container("bench-stack")
         self.bare = Container("bench-bare")
+        self.prod = Container("bench-prod")
+        self.dev = Target(self.stack, SERVER_UNIT)
         env = dict(os.environ)
         env.update(
             {
@@ -245,6 +381,7 @@ class Bench:
             }
         )
         self.ansible = Ansible(REPO, self.stack.name, workdir, env)
+        self.prod_ansible = Ansible(REPO, self.prod.name, workdir, env, "inventory-prod.json")
         self.run_tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         self.results: dict[str, Any] = {}
         self.client: Client | None = None
@@ -311,31 +448,41 @@ class Bench:
     async def connect(self) -> Client:
         address = f"{self.stack.ip}:{FRONTEND_PORT}"
         self.client = await Client.connect(address)
+        self.dev.client = self.client
         return self.client
 
     async def measure(self, variant: Variant, count: int, label: str) -> Point:
-        assert self.client is not None
+        target = variant.target or self.dev
+        client, host = target.client, target.host
+        assert client is not None
         prefix = f"bench-{self.run_tag}-{label}"
         # Warm-up, not counted: after a converge restarted a service this also waits until
         # the worker polls again, and it fills the worker's caches and the sandbox's imports.
         await run_orders(
-            self.client, variant.task_queue, self.settings.warmup, self.settings.concurrency,
+            client, variant.task_queue, self.settings.warmup, self.settings.concurrency,
             f"{prefix}-warmup",
         )  # fmt: skip
-        worker_pid = self.stack.unit_pid(variant.worker_unit)
-        server_pid = self.stack.unit_pid(SERVER_UNIT)
-        worker_cpu = self.stack.cpu_seconds(worker_pid)
-        server_cpu = self.stack.cpu_seconds(server_pid)
+        worker_pid = host.unit_pid(variant.worker_unit)
+        server_pid = host.unit_pid(target.server_unit)
+        worker_cpu = host.cpu_seconds(worker_pid)
+        server_cpu = host.cpu_seconds(server_pid)
+        db_cpu = host.unit_usage(target.db_unit)["cpu_s"] if target.db_unit else 0.0
+        transitions = target.transitions()
         batch = await run_orders(
-            self.client, variant.task_queue, count, self.settings.concurrency, prefix
+            client, variant.task_queue, count, self.settings.concurrency, prefix
         )
-        if self.stack.unit_pid(variant.worker_unit) != worker_pid:
+        after = target.transitions()
+        if host.unit_pid(variant.worker_unit) != worker_pid:
             raise BenchError(f"{variant.worker_unit} restarted during the {label} run")
-        return Point(
+        point = Point(
             batch=batch,
-            worker_cpu_s=self.stack.cpu_seconds(worker_pid) - worker_cpu,
-            server_cpu_s=self.stack.cpu_seconds(server_pid) - server_cpu,
+            worker_cpu_s=host.cpu_seconds(worker_pid) - worker_cpu,
+            server_cpu_s=host.cpu_seconds(server_pid) - server_cpu,
+            db_cpu_s=host.unit_usage(target.db_unit)["cpu_s"] - db_cpu if target.db_unit else 0.0,
+            transitions=None if transitions is None or after is None else after - transitions,
         )
+        target.note_memory()
+        return point
 
     async def compare(
         self,
@@ -358,9 +505,7 @@ class Bench:
                 report.say(f"  {variant.name}, round {round_no + 1}/{rounds}: {per_round} orders")
                 point = await self.measure(variant, per_round, label)
                 merged = points[variant.name]
-                merged.batch.merge(point.batch)
-                merged.worker_cpu_s += point.worker_cpu_s
-                merged.server_cpu_s += point.server_cpu_s
+                merged.add(point)
                 if after_last is not None and round_no == rounds - 1:
                     await after_last(variant, merged)
         return points
@@ -389,6 +534,81 @@ class Bench:
             "cpu_bundled_over_bare": _ratio(bundled.worker_cpu_s, bare.worker_cpu_s),
         }
         self.results["footprint"] = {unit: self.stack.memory(unit) for unit in SERVICES}
+
+    async def production(self) -> None:
+        """The production server with PostgreSQL against the dev server, same load, in
+        interleaved rounds per variant: each variant's ratio has its own dev figure."""
+        report.say("production: durable.temporal.stack with temporal_mode=production")
+        pki = self.settings.results / "pki"
+        base = {"temporal_tls_pki_dir": str(pki)}
+        self.prod.start(self.settings.image)
+        prod = Target(self.prod, PRODUCTION_UNIT, db_unit=POSTGRESQL_UNIT)
+        variants: dict[str, dict[str, Any]] = {}
+        for name in self.settings.production:
+            report.say(f"  converge: {name}")
+            done = await asyncio.to_thread(
+                self.prod_ansible.converge,
+                "bench/playbooks/production.yml",
+                {**base, **PRODUCTION[name]},
+                f"production-{report.slug(name)}",
+            )
+            # After each converge: the first one writes the client certificates when TLS
+            # is on, and a restarted server is a new connection anyway.
+            prod.client, tls = await self.connect_production()
+            prod.memory.clear()
+            idle = await self.idle_cpu(prod)
+            points = await self.compare(
+                [
+                    Variant("dev", ORDERS_QUEUE, ORDERS_UNIT),
+                    Variant(name, ORDERS_QUEUE, ORDERS_UNIT, target=prod),
+                ],
+                self.settings.rounds,
+            )
+            dev, point = points["dev"], points[name]
+            settings = PRODUCTION[name].get("temporal_postgresql_settings", {})
+            variants[name] = {
+                **point.as_dict(),
+                "over_dev": _ratio(point.batch.per_second, dev.batch.per_second),
+                "dev": dev.as_dict(),
+                "tls": tls,
+                "idle_cpu_cores": idle,
+                "memory": dict(prod.memory),
+                # Read back, not assumed: durability kept, and the variant's settings applied.
+                "postgresql": {
+                    key: self.prod.psql(f"SHOW {key}")
+                    for key in [*DURABILITY_SETTINGS, "shared_buffers", *settings]
+                },
+                "num_history_shards": int(
+                    self.prod.exec(
+                        "sh", "-c", "grep -m1 numHistoryShards /etc/temporal/config.yaml"
+                    ).split(":")[1]
+                ),
+                "role_variables": PRODUCTION[name],
+                "converge_s": round(done.seconds, 1),
+            }
+        self.results["production"] = {"variants": variants, "default": PRODUCTION_DEFAULT}
+
+    async def connect_production(self) -> tuple[Client, bool]:
+        """Mutual TLS with the certificates the converge left on the controller when the
+        server has TLS on, plaintext when it left none; the frontend is the host's IP."""
+        pki = self.settings.results / "pki"
+        files = [pki / "ca.pem", pki / "client.pem", pki / "client.key"]
+        tls: TLSConfig | bool = False
+        if all(f.exists() for f in files):
+            ca, cert, key = (f.read_bytes() for f in files)
+            tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
+        client = await Client.connect(f"{self.prod.ip}:{FRONTEND_PORT}", tls=tls)
+        return client, tls is not False
+
+    async def idle_cpu(self, target: Target, seconds: float = 10.0) -> dict[str, float]:
+        """Cores the server and its PostgreSQL use with no load: what the shards' background
+        work costs, taken from whatever else runs on the machine."""
+        units = [u for u in (target.server_unit, target.db_unit) if u]
+        before = {u: target.host.unit_usage(u)["cpu_s"] for u in units}
+        await asyncio.sleep(seconds)
+        return {
+            u: round((target.host.unit_usage(u)["cpu_s"] - before[u]) / seconds, 3) for u in units
+        }
 
     async def persistence(self) -> None:
         report.say("persistence: the dev server re-converged per variant")
@@ -506,21 +726,26 @@ class Bench:
         await self.connect()
         if "throughput" in sections:
             await self.throughput()
+        if "production" in sections:
+            await self.production()
         if "persistence" in sections:
             await self.persistence()
         if "tuning" in sections:
             await self.tuning()
         self.describe_machine()
         # Every converge of the run, the setting changes included: what applying one costs.
-        self.results["converges"] = [c.as_dict() for c in self.ansible.converges]
+        self.results["converges"] = [
+            c.as_dict() for c in self.ansible.converges + self.prod_ansible.converges
+        ]
         self.results["duration_s"] = round(time.perf_counter() - started, 1)
 
     def cleanup(self) -> None:
         if self.settings.keep:
-            report.say(f"keeping {self.stack.name} and {self.bare.name} (BENCH_KEEP)")
+            report.say("keeping the bench-* containers (BENCH_KEEP)")
             return
         self.stack.remove()
         self.bare.remove()
+        self.prod.remove()
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -551,7 +776,9 @@ def main() -> int:
         },
         **bench.results,
     }
-    results["targets"] = report.targets(results, IDEMPOTENT_MAX, BUNDLED_MIN, DURABLE_MIN)
+    results["targets"] = report.targets(
+        results, IDEMPOTENT_MAX, BUNDLED_MIN, DURABLE_MIN, PRODUCTION_MIN
+    )
     (settings.results / "results.json").write_text(
         json.dumps(results, indent=2) + "\n", encoding="utf-8"
     )

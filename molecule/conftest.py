@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -71,8 +74,6 @@ def run_playbook(playbook: str | Path, *args: str, extra_vars: dict[str, object]
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -105,3 +106,80 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
             return last
         time.sleep(interval)
     pytest.fail(f"timed out waiting for {what}; last: {last!r}")
+
+
+# --- Workflows driven on a deployed host, shared by the scenarios ---------------------------------
+# `temporal` turns CLI arguments into a command line on the host (address and TLS included);
+# `workers_cli` is the bundled workers' command there.
+
+ARTIFACTS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "artifacts"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--window-size=1600,1000", "--virtual-time-budget=20000",
+]  # fmt: skip
+
+
+def run_json(host, command: str, expect_rc: int = 0):
+    result = host.run(command)
+    assert result.rc == expect_rc, f"{command}\nrc={result.rc}\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def assert_a_failed_transfer_is_compensated(host, workers_cli: str) -> None:
+    """A transfer whose credit always fails refunds its debit; a good one moves exactly its amount."""
+    accounts = {"alice": 10_000, "bob": 5_000}
+    run_json(host, f"{workers_cli} seed-accounts --balances-json '{json.dumps(accounts)}'")
+    before = run_json(host, f"{workers_cli} balances")
+    transfer = host.run(
+        f"{workers_cli} transfer --id transfer-{uuid.uuid4().hex[:8]} --from alice --to bob --amount 2500 "
+        """--fail-times '{"credit": 100}'"""
+    )
+    assert transfer.rc != 0, "a transfer whose credit always fails must fail"
+    assert "credit" in (transfer.stderr + transfer.stdout).lower()
+    after = run_json(host, f"{workers_cli} balances")
+    assert after["accounts"]["alice"] == before["accounts"]["alice"], "the debit was not refunded"
+    assert after["accounts"]["bob"] == before["accounts"]["bob"]
+    assert after["total_cents"] == before["total_cents"]
+
+    ok = run_json(host, f"{workers_cli} transfer --from alice --to bob --amount 2500")
+    assert ok["status"] == "COMPLETED"
+    moved = run_json(host, f"{workers_cli} balances")
+    assert moved["accounts"]["alice"] == before["accounts"]["alice"] - 2500
+    assert moved["total_cents"] == before["total_cents"]
+
+
+def assert_the_machine_operator_follows_signals(host, temporal) -> None:
+    """MachineOperatorWorkflow driven with the real CLI: signals change its state, queries read it."""
+    machine = f"machine-{uuid.uuid4().hex[:8]}"
+    start = host.run(temporal(f"workflow start --type MachineOperatorWorkflow --task-queue stateful-machines --workflow-id {machine} --input '\"{machine}\"'"))
+    assert start.rc == 0, start.stderr
+
+    def status():
+        result = host.run(temporal(f"workflow query --workflow-id {machine} --type getStatus -o json"))
+        return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
+
+    assert wait_for(status, 30, "getStatus") == "DOWN"
+    for signal, expected in [("setUp", "UP"), ("setUp", "UP"), ("tearDown", "DOWN"), ("tearDown", "DOWN"), ("setUp", "UP")]:
+        sent = host.run(temporal(f"workflow signal --workflow-id {machine} --name {signal}"))
+        assert sent.rc == 0, sent.stderr
+        wait_for(lambda e=expected: status() == e, 30, f"{expected} after {signal}")
+    assert host.run(temporal(f"workflow signal --workflow-id {machine} --name complete")).rc == 0
+    wait_for(
+        lambda: run_json(host, temporal(f"workflow describe --workflow-id {machine} -o json"))["workflowExecutionInfo"]["status"]
+        == "WORKFLOW_EXECUTION_STATUS_COMPLETED",
+        30,
+        "the machine workflow to complete",
+    )
+
+
+def assert_the_web_ui_lists(url: str, workflow_id: str, screenshot: str, *extra_flags: str) -> None:
+    """Headless Chromium renders the UI's workflow list, which must show the workflow; the screenshot stays in artifacts/."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium must be installed on the controller (tools/ensure-host-tools.sh does it)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={ARTIFACTS / '.chromium'}", *extra_flags]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+    assert workflow_id in dom.stdout, f"the UI's workflow list does not show {workflow_id}:\n{dom.stdout[:2000]}\n{dom.stderr[-2000:]}"
+    path = ARTIFACTS / screenshot
+    shot = subprocess.run([chromium, *flags, f"--screenshot={path}", url], capture_output=True, text=True, timeout=120, check=False)
+    assert shot.returncode == 0 and path.stat().st_size > 10_000, shot.stderr[-2000:]

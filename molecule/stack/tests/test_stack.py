@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-from conftest import assert_check_mode_changes_nothing, run_playbook, scenario_dir, wait_for
+from conftest import (
+    assert_a_failed_transfer_is_compensated,
+    assert_check_mode_changes_nothing,
+    assert_the_machine_operator_follows_signals,
+    assert_the_web_ui_lists,
+    run_json,
+    run_playbook,
+    scenario_dir,
+    wait_for,
+)
 
 ADDRESS = "127.0.0.1:7233"
 WORKERS_CLI = "/opt/temporal-workers/venv/bin/temporal-workers"
 QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
 SERVICES = {"temporal-dev-server": "temporal", "prometheus": "prometheus"} | {f"temporal-worker@{q}": "temporal-worker" for q in QUEUES}
-ARTIFACTS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "artifacts"
 ORDER_ITEMS = json.dumps([{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}])
-
-
-def run_json(host, command: str, expect_rc: int = 0):
-    result = host.run(command)
-    assert result.rc == expect_rc, f"{command}\nrc={result.rc}\n{result.stdout}\n{result.stderr}"
-    return json.loads(result.stdout) if result.stdout.strip() else None
 
 
 def temporal_json(host, args: str):
@@ -87,53 +86,11 @@ def test_order_started_with_the_cli_completes_through_the_deployed_worker(host, 
 
 
 def test_saga_with_an_injected_credit_failure_compensates(host):
-    accounts = {"alice": 10_000, "bob": 5_000}
-    run_json(host, f"{WORKERS_CLI} seed-accounts --balances-json '{json.dumps(accounts)}'")
-    before = run_json(host, f"{WORKERS_CLI} balances")
-    transfer = host.run(
-        f"{WORKERS_CLI} transfer --id transfer-{uuid.uuid4().hex[:8]} --from alice --to bob --amount 2500 "
-        """--fail-times '{"credit": 100}'"""
-    )
-    assert transfer.rc != 0, "a transfer whose credit always fails must fail"
-    assert "credit" in (transfer.stderr + transfer.stdout).lower()
-    after = run_json(host, f"{WORKERS_CLI} balances")
-    assert after["accounts"]["alice"] == before["accounts"]["alice"], "the debit was not refunded"
-    assert after["accounts"]["bob"] == before["accounts"]["bob"]
-    assert after["total_cents"] == before["total_cents"]
-
-    ok = run_json(host, f"{WORKERS_CLI} transfer --from alice --to bob --amount 2500")
-    assert ok["status"] == "COMPLETED"
-    moved = run_json(host, f"{WORKERS_CLI} balances")
-    assert moved["accounts"]["alice"] == before["accounts"]["alice"] - 2500
-    assert moved["total_cents"] == before["total_cents"]
+    assert_a_failed_transfer_is_compensated(host, WORKERS_CLI)
 
 
 def test_machine_operator_answers_signals_and_queries_sent_with_the_cli(host):
-    machine = f"machine-{uuid.uuid4().hex[:8]}"
-    start = host.run(
-        f"temporal workflow start --type MachineOperatorWorkflow --task-queue stateful-machines "
-        f"--workflow-id {machine} --input '\"{machine}\"' --address {ADDRESS}"
-    )
-    assert start.rc == 0, start.stderr
-
-    def status():
-        result = host.run(f"temporal workflow query --workflow-id {machine} --type getStatus --address {ADDRESS} -o json")
-        return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
-
-    assert wait_for(status, 30, "getStatus") == "DOWN"
-    for signal, expected in [("setUp", "UP"), ("setUp", "UP"), ("tearDown", "DOWN"), ("tearDown", "DOWN"), ("setUp", "UP")]:
-        sent = host.run(f"temporal workflow signal --workflow-id {machine} --name {signal} --address {ADDRESS}")
-        assert sent.rc == 0, sent.stderr
-        wait_for(lambda e=expected: status() == e, 30, f"{expected} after {signal}")
-    assert host.run(f"temporal workflow signal --workflow-id {machine} --name complete --address {ADDRESS}").rc == 0
-    result = wait_for(
-        lambda: (d := temporal_json(host, f"workflow describe --workflow-id {machine}"))["workflowExecutionInfo"]["status"]
-        == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
-        and d,
-        30,
-        "the machine workflow to complete",
-    )
-    assert result
+    assert_the_machine_operator_follows_signals(host, lambda args: f"temporal {args} --address {ADDRESS}")
 
 
 def test_a_worker_killed_mid_workflow_restarts_and_the_workflow_completes(host):
@@ -161,21 +118,8 @@ def test_a_worker_killed_mid_workflow_restarts_and_the_workflow_completes(host):
 
 
 def test_web_ui_lists_the_completed_order(host, completed_order):
-    chromium = next((c for c in ("chromium", "chromium-browser") if subprocess.run(["which", c], capture_output=True).returncode == 0), None)
-    assert chromium, "Debian's chromium must be installed on the controller (tools/ensure-host-tools.sh does it)"
     ip = host.check_output("hostname -I").split()[0]
-    url = f"http://{ip}:8233/namespaces/default/workflows"
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "ui-workflows.png"
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", f"--user-data-dir={ARTIFACTS / '.chromium'}", "--window-size=1600,1000",
-        "--virtual-time-budget=20000",
-    ]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
-    assert completed_order in dom.stdout, f"the UI's workflow list does not show {completed_order}:\n{dom.stdout[:2000]}\n{dom.stderr[-2000:]}"
-    shot = subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120, check=False)
-    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    assert_the_web_ui_lists(f"http://{ip}:8233/namespaces/default/workflows", completed_order, "ui-workflows.png")
 
 
 def test_a_bad_variable_of_any_component_stops_the_preset_before_any_change(host):

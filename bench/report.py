@@ -427,13 +427,17 @@ def _tuning_panel(ax: Any, tuning: dict[str, Any]) -> None:
     _cpu_line(ax, settings, "worker_cpu_ms_per_wf", "worker CPU ms / workflow")
 
 
-def _production_names(production: dict[str, Any]) -> list[str]:
-    return [n.replace(": ", ":\n").replace(", ", ",\n") for n in production["variants"]]
+def _production_names(production: dict[str, Any], ratio: bool = False) -> list[str]:
+    return [
+        n.replace(": ", ":\n").replace(", ", ",\n")
+        + (f"\n{_fmt(v['over_dev'], 2)} of dev" if ratio else "")
+        for n, v in production["variants"].items()
+    ]
 
 
 def _production_panel(ax: Any, production: dict[str, Any]) -> None:
     variants = production["variants"]
-    names = _production_names(production)
+    names = _production_names(production, ratio=True)
     x = range(len(names))
     for offset, label, values in (
         (-0.2, "production", [v["workflows_per_s"] for v in variants.values()]),
@@ -441,15 +445,10 @@ def _production_panel(ax: Any, production: dict[str, Any]) -> None:
     ):
         bars = ax.bar([i + offset for i in x], values, 0.4, label=label)
         ax.bar_label(bars, [f"{v:.1f}" for v in values])
-    for i, v in enumerate(variants.values()):
-        ax.annotate(
-            f"{_fmt(v['over_dev'], 2)}", (i, 0), textcoords="offset points", xytext=(0, 4),
-            ha="center", color="white", fontweight="bold",
-        )  # fmt: skip
     ax.set_xticks(list(x), names)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("workflows / s")
-    ax.set_title("Production (PostgreSQL) vs dev server; in the bar: production / dev")
+    ax.set_title("Production (PostgreSQL) vs dev server in the same rounds")
     ax.legend(fontsize=8)
     ax.margins(y=0.15)
 

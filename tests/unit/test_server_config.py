@@ -93,6 +93,7 @@ VALID = {
     "matching_only": _one_service("matching", "10.0.0.13"),
     "worker_only": _one_service("worker", "10.0.0.14"),
     "tls_on": {**BASE, **TLS},
+    "tls_off": {**BASE, "temporal_server_tls_enabled": False},
     "tls_on_history_only": {**_one_service("history", "10.0.0.12"), **TLS, "temporal_server_tls_require_client_auth": False},
     "tls_on_one_certificate": {
         **BASE, **{k: v for k, v in TLS.items() if "frontend_cert" not in k and "frontend_key" not in k},
@@ -333,10 +334,10 @@ def test_every_host_lists_every_service_and_points_at_a_frontend(rendered: Path)
         assert config["clusterMetadata"]["clusterInformation"]["active"]["httpAddress"] == frontend.replace("7233", "7243")
     ports = {name: service["rpc"] for name, service in config_of(rendered, "single_host")["services"].items()}
     assert ports == {
-        "frontend": {"grpcPort": 7233, "membershipPort": 6933, "httpPort": 7243, "bindOnIP": "0.0.0.0"},
-        "history": {"grpcPort": 7234, "membershipPort": 6934, "bindOnIP": "0.0.0.0"},
-        "matching": {"grpcPort": 7235, "membershipPort": 6935, "bindOnIP": "0.0.0.0"},
-        "worker": {"grpcPort": 7239, "membershipPort": 6939, "bindOnIP": "0.0.0.0"},
+        "frontend": {"grpcPort": 7233, "membershipPort": 6933, "httpPort": 7243, "bindOnIP": "10.0.0.5"},
+        "history": {"grpcPort": 7234, "membershipPort": 6934, "bindOnIP": "10.0.0.5"},
+        "matching": {"grpcPort": 7235, "membershipPort": 6935, "bindOnIP": "10.0.0.5"},
+        "worker": {"grpcPort": 7239, "membershipPort": 6939, "bindOnIP": "10.0.0.5"},
     }
 
 
@@ -374,7 +375,7 @@ def test_custom_ports_change_only_what_they_name(rendered: Path) -> None:
     rpc = {name: service["rpc"] for name, service in config["services"].items()}
     assert rpc["frontend"] == {"grpcPort": 17233, "membershipPort": 6933, "httpPort": 17243, "bindOnIP": "10.0.0.5"}
     assert rpc["history"] == {"grpcPort": 7234, "membershipPort": 16934, "bindOnIP": "10.0.0.5"}
-    assert config["global"]["metrics"]["prometheus"]["listenAddress"] == "0.0.0.0:19090"
+    assert config["global"]["metrics"]["prometheus"]["listenAddress"] == "10.0.0.5:19090"
     assert config["publicClient"]["hostPort"] == "10.0.0.5:17233"
 
 
@@ -389,7 +390,13 @@ def test_tls_sections(rendered: Path) -> None:
     assert tls["systemWorker"]["client"]["serverName"] == "temporal.example.internal"
     # One certificate for both: the frontend presents the internode one.
     assert config_of(rendered, "tls_on_one_certificate")["global"]["tls"]["frontend"]["server"]["keyFile"] == "/etc/temporal/tls/internode.key"
-    assert config_of(rendered, "single_host")["global"]["tls"] == {}
+    # By default the private CA's certificate, issued into the config directory, serves and authenticates.
+    issued = config_of(rendered, "single_host")["global"]["tls"]
+    assert issued["internode"]["server"] == {"certFile": "/etc/temporal/tls/server.pem", "keyFile": "/etc/temporal/tls/server.key",
+                                             "clientCaFiles": ["/etc/temporal/tls/ca.pem"], "requireClientAuth": True}
+    assert issued["frontend"]["server"]["certFile"] == "/etc/temporal/tls/server.pem"
+    assert issued["systemWorker"]["keyFile"] == "/etc/temporal/tls/server.key"
+    assert config_of(rendered, "tls_off")["global"]["tls"] == {}
 
 
 def test_archival_is_off_or_complete(rendered: Path) -> None:

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-SCENARIOS ?= dev_server stack postgresql production multihost
+SCENARIOS ?= dev_server stack postgresql production stack_production multihost
 
 .PHONY: test demo bench venv host-tools harness lint unit workers molecule clean
 

@@ -1,0 +1,84 @@
+"""Verifies the production stack that the preset deploys on one host with only temporal_mode set."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import assert_check_mode_changes_nothing, run_json, run_playbook, scenario_dir, wait_for
+
+CLIENT_ENV = "set -a; . /etc/temporal/client.env; set +a;"
+QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
+SERVICES = {"postgresql@15-main": "postgres", "temporal-server": "temporal", "temporal-ui": "temporal-ui", "prometheus": "prometheus"} | {
+    f"temporal-worker@{q}": "temporal-worker" for q in QUEUES
+}
+# The preset's own default (temporal_stack_secrets_dir): the password it made for the database role.
+SECRET = Path(os.path.expanduser("~/.local/share/durable.temporal/secrets/postgresql-temporal"))
+
+
+def db(host, database: str, sql: str) -> str:
+    return host.check_output(f"runuser -u postgres -- psql -d {database} -AtX -c %s", sql)
+
+
+@pytest.fixture(scope="module")
+def completed_order(host) -> str:
+    workflow_id = f"stack-order-{uuid.uuid4().hex[:8]}"
+    order = {"order_id": workflow_id, "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 990}],
+             "address": "1 Main St", "email": "a@example.com"}  # fmt: skip
+    result = host.run(
+        f"{CLIENT_ENV} temporal workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} "
+        f"--input '{json.dumps(order)}' -o json"
+    )
+    assert result.rc == 0, result.stdout + result.stderr
+    return workflow_id
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(check_mode_run):
+    assert_check_mode_changes_nothing(check_mode_run)
+
+
+@pytest.mark.parametrize(("service", "user"), SERVICES.items())
+def test_every_service_is_active_and_runs_as_its_own_user(host, service, user):
+    assert host.service(service).is_running, service
+    pid = host.check_output(f"systemctl show -p MainPID --value {service}")
+    assert host.check_output("ps -o user= -p %s", pid) == user
+
+
+def test_an_order_completes_on_postgresql_over_mtls(host, completed_order):
+    described = run_json(host, f"{CLIENT_ENV} temporal workflow describe --workflow-id {completed_order} -o json")
+    assert described["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    assert db(host, "temporal_visibility", f"SELECT status FROM executions_visibility WHERE workflow_id = '{completed_order}'") == "2"
+
+
+def test_prometheus_sees_every_target_up(host):
+    def targets():
+        data = run_json(host, "curl -fsS http://127.0.0.1:9090/api/v1/targets")["data"]["activeTargets"]
+        return data if data and all(t["health"] == "up" for t in data) else None
+
+    up = wait_for(targets, 90, "every Prometheus target up")
+    assert sorted(t["labels"]["job"] for t in up).count("temporal-server") == 1
+    assert sorted(t["labels"]["job"] for t in up).count("temporal-workers") == len(QUEUES)
+
+
+def test_the_database_password_was_made_on_the_controller_and_stays_out_of_sight(host):
+    assert SECRET.stat().st_mode & 0o777 == 0o600
+    password = SECRET.read_text().strip()
+    assert len(password) == 32
+    assert password not in host.check_output("cat /etc/temporal/config.yaml")
+    assert host.check_output("cat /etc/temporal/db-password") == password
+    run = run_playbook(scenario_dir() / "converge.yml", "--check", "--diff")
+    assert run.returncode == 0 and password not in run.output
+
+
+def test_absent_keeps_both_databases_and_their_data(host, completed_order):
+    removed = run_playbook(scenario_dir() / "remove.yml")
+    assert removed.returncode == 0, removed.output[-4000:]
+    for service in SERVICES:
+        if service != "postgresql@15-main":
+            assert not host.service(service).is_running, f"{service} still runs"
+    assert not host.file("/etc/systemd/system/temporal-server.service").exists
+    assert db(host, "temporal", f"SELECT count(*) FROM executions WHERE workflow_id = '{completed_order}'") == "1"
+    assert db(host, "temporal_visibility", f"SELECT count(*) FROM executions_visibility WHERE workflow_id = '{completed_order}'") == "1"

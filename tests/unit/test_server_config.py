@@ -94,6 +94,7 @@ VALID = {
     "worker_only": _one_service("worker", "10.0.0.14"),
     "tls_on": {**BASE, **TLS},
     "tls_off": {**BASE, "temporal_server_tls_enabled": False},
+    "db_plaintext": {**BASE, "temporal_server_db_tls_enabled": False},
     "tls_on_history_only": {**_one_service("history", "10.0.0.12"), **TLS, "temporal_server_tls_require_client_auth": False},
     "tls_on_one_certificate": {
         **BASE, **{k: v for k, v in TLS.items() if "frontend_cert" not in k and "frontend_key" not in k},
@@ -363,7 +364,11 @@ def test_password_file_keeps_the_secret_out_of_the_config(rendered: Path) -> Non
                               "keyFile": "/etc/temporal/db-client.key", "enableHostVerification": True, "serverName": "db.example.internal"}
     assert config["persistence"]["datastores"]["default"]["sql"]["maxConns"] == 50
     single = config_of(rendered, "single_host")["persistence"]["datastores"]["default"]["sql"]
-    assert single["password"] == "s3cret" and "passwordCommand" not in single and "tls" not in single
+    assert single["password"] == "s3cret" and "passwordCommand" not in single
+    # TLS to the database by default, checked against the private CA that also issued the database's certificate.
+    assert single["tls"] == {"enabled": True, "caFile": "/etc/temporal/tls/ca.pem", "certFile": "", "keyFile": "",
+                             "enableHostVerification": True, "serverName": "127.0.0.1"}
+    assert "tls" not in config_of(rendered, "db_plaintext")["persistence"]["datastores"]["default"]["sql"]
 
 
 def test_ipv6_database_address_is_bracketed(rendered: Path) -> None:

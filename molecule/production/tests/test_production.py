@@ -163,6 +163,26 @@ def test_the_server_serves_on_postgresql(temporal):
     assert int(sessions) > 0
 
 
+def test_every_connection_to_postgresql_uses_tls_and_plain_ones_are_refused(pg, temporal):
+    """The database's certificate comes from the private CA; the server and the schema tool verify it (verify-full)."""
+    config = yaml.safe_load(temporal.check_output("cat %s", CONFIG))
+    tls = config["persistence"]["datastores"]["default"]["sql"]["tls"]
+    assert (tls["enabled"], tls["enableHostVerification"], tls["caFile"], tls["serverName"]) == (True, True, "/etc/temporal/tls/ca.pem", "pg")
+    ssl = pg.check_output(
+        "runuser -u postgres -- psql -AtX -c %s",
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'temporal'",
+    )
+    total, encrypted = (int(n) for n in ssl.split("|"))
+    assert total > 0 and encrypted == total, ssl
+    verified = temporal.run(
+        "PGPASSWORD=%s psql %s -AtX -c 'SELECT 1'", converge_password(),
+        f"host=pg user={USER} dbname=temporal sslmode=verify-full sslrootcert=/etc/temporal/tls/ca.pem connect_timeout=10",
+    )  # fmt: skip
+    assert verified.rc == 0, verified.stderr
+    plain = temporal.run("PGPASSWORD=%s psql %s -AtX -c 'SELECT 1'", converge_password(), f"host=pg user={USER} dbname=temporal sslmode=disable")
+    assert plain.rc != 0 and "no encryption" in plain.stderr, plain.stderr
+
+
 def test_the_schemas_are_the_ones_the_sql_tool_carries(temporal):
     """Both databases' version tables hold the newest schema version of the server module at the pinned tag."""
     module = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()

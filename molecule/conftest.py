@@ -125,6 +125,18 @@ def run_json(host, command: str, expect_rc: int = 0):
     return json.loads(result.stdout) if result.stdout.strip() else None
 
 
+ORDER_ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}]
+
+
+def execute_an_order(host, temporal, prefix: str = "order") -> str:
+    """An OrderWorkflow started with the real temporal CLI and waited for; returns its workflow ID."""
+    workflow_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    order = {"order_id": workflow_id, "items": ORDER_ITEMS, "address": "1 Main St", "email": "a@example.com"}
+    result = host.run(temporal(f"workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} --input '{json.dumps(order)}' -o json"))
+    assert result.rc == 0, result.stdout + result.stderr
+    return workflow_id
+
+
 def assert_a_failed_transfer_is_compensated(host, workers_cli: str) -> None:
     """A transfer whose credit always fails refunds its debit; a good one moves exactly its amount."""
     accounts = {"alice": 10_000, "bob": 5_000}

@@ -9,7 +9,6 @@ import datetime
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from conftest import (
     assert_the_machine_operator_follows_signals,
     assert_the_web_ui_lists,
     converge_password,
+    execute_an_order,
     instance,
     run_json,
     run_playbook,
@@ -75,12 +75,7 @@ def psql(temporal, sql: str, *, dbname: str = "temporal"):
 @pytest.fixture(scope="module")
 def completed_order(temporal) -> str:
     """An OrderWorkflow started with the real temporal CLI over mTLS, served by the deployed worker."""
-    workflow_id = f"prod-order-{uuid.uuid4().hex[:8]}"
-    order = {"order_id": workflow_id, "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}],
-             "address": "1 Main St", "email": "a@example.com"}  # fmt: skip
-    result = temporal.run(cli(f"workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} --input '{json.dumps(order)}' -o json"))
-    assert result.rc == 0, result.stdout + result.stderr
-    return workflow_id
+    return execute_an_order(temporal, cli, "prod-order")
 
 
 def controller_cli(ip: str, *args: str) -> subprocess.CompletedProcess:

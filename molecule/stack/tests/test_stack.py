@@ -11,6 +11,7 @@ from conftest import (
     assert_check_mode_changes_nothing,
     assert_the_machine_operator_follows_signals,
     assert_the_web_ui_lists,
+    execute_an_order,
     run_json,
     run_playbook,
     scenario_dir,
@@ -36,14 +37,7 @@ def order_cli(host, workflow_id: str, extra: str = "") -> str:
 @pytest.fixture(scope="module")
 def completed_order(host) -> str:
     """An OrderWorkflow started with the real temporal CLI, served by the deployed worker."""
-    workflow_id = f"order-{uuid.uuid4().hex[:8]}"
-    order = {"order_id": workflow_id, "items": json.loads(ORDER_ITEMS), "address": "1 Main St", "email": "a@example.com"}
-    result = host.run(
-        f"temporal workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} "
-        f"--input '{json.dumps(order)}' --address {ADDRESS} -o json"
-    )
-    assert result.rc == 0, result.stdout + result.stderr
-    return workflow_id
+    return execute_an_order(host, lambda args: f"temporal {args} --address {ADDRESS}")
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(check_mode_run):

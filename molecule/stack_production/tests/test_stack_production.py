@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_check_mode_changes_nothing, run_json, run_playbook, scenario_dir, wait_for
+from conftest import assert_check_mode_changes_nothing, execute_an_order, run_json, run_playbook, scenario_dir, wait_for
 
 CLIENT_ENV = "set -a; . /etc/temporal/client.env; set +a;"
 QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
@@ -25,15 +23,7 @@ def db(host, database: str, sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def completed_order(host) -> str:
-    workflow_id = f"stack-order-{uuid.uuid4().hex[:8]}"
-    order = {"order_id": workflow_id, "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_cents": 990}],
-             "address": "1 Main St", "email": "a@example.com"}  # fmt: skip
-    result = host.run(
-        f"{CLIENT_ENV} temporal workflow execute --type OrderWorkflow --task-queue orders --workflow-id {workflow_id} "
-        f"--input '{json.dumps(order)}' -o json"
-    )
-    assert result.rc == 0, result.stdout + result.stderr
-    return workflow_id
+    return execute_an_order(host, lambda args: f"{CLIENT_ENV} temporal {args}", "stack-order")
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(check_mode_run):

@@ -15,7 +15,7 @@ test: lint unit workers molecule
 demo: venv harness
 	tools/demo.sh
 
-# Figures, not tests (issue 7): deploy, throughput, persistence, tuning, footprint; prints a
+# Figures, not tests: deploy, throughput, persistence, tuning, footprint; prints a
 # table, writes bench/results/results.json and chart.png. Sizes: see bench/README.md.
 bench: venv harness
 	$(BIN)/pip install -q -r bench/requirements.txt

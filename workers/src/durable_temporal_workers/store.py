@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from temporalio.exceptions import ApplicationError
+
 from durable_temporal_workers.config import StoreConfig
 from durable_temporal_workers.models import EffectReport, KindReport, Outcome, Receipt
 
@@ -37,6 +39,15 @@ class StoreError(Exception):
         super().__init__(message)
         self.account = account
         self.amount_cents = amount_cents
+
+    def application_error(self) -> ApplicationError:
+        """The activity failure for this refusal: non-retryable, typed by its class name."""
+        return ApplicationError(
+            str(self),
+            {"account": self.account, "amount_cents": self.amount_cents},
+            type=type(self).__name__,
+            non_retryable=True,
+        )
 
 
 class StoreUnavailable(Exception):
@@ -489,7 +500,9 @@ _SQLITE_TABLES = {
     detail TEXT NOT NULL,
     reverts TEXT,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    CONSTRAINT ledger_unowned_amount_not_negative CHECK (account IS NOT NULL OR amount_cents >= 0)
+    -- Without an account an amount is a charge (not negative) or the refund of one.
+    CONSTRAINT ledger_unowned_amount_not_negative
+        CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0)
 ) STRICT""",
     "requests": """(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -17,7 +17,7 @@ from durable_temporal_workers.models import (
     Shipment,
 )
 from durable_temporal_workers.registry import registry
-from durable_temporal_workers.store import Effect
+from durable_temporal_workers.store import MAX_CENTS, Effect, StoreError
 
 INVALID_ORDER = "InvalidOrder"
 
@@ -33,6 +33,9 @@ def order_problems(order: Order) -> list[str]:
             problems.append(f"item {item.sku!r} has a negative price")
     if not (order.address or "").strip():
         problems.append("the shipping address is missing")
+    if abs(order.total_cents) > MAX_CENTS:
+        # The charge could never be stored: an invalid order, not a retried charge.
+        problems.append(f"its total of {order.total_cents} cents is past 2^63 - 1")
     return problems
 
 
@@ -60,8 +63,12 @@ class OrderActivities:
         charge = Effect(
             key, "charge", order.order_id, order.total_cents, detail=reference("CH", key)
         )
-        # The store blocks (SQLite); keep it off the event loop other activities share.
-        receipt = await asyncio.to_thread(self._store.apply, charge)
+        try:
+            # The store blocks (SQLite); keep it off the event loop other activities share.
+            receipt = await asyncio.to_thread(self._store.apply, charge)
+        except StoreError as err:
+            # The same order is refused the same way on every attempt.
+            raise err.application_error() from err
         activity.logger.info(
             "charge %s for %s: %s", receipt.detail, order.order_id, receipt.outcome
         )

@@ -36,6 +36,10 @@ from .postgres import PostgresServer
 SUBPROCESS_NAMESPACE = "subprocess"
 CHAOS_NAMESPACE = "chaos"
 POSTGRES_NAMESPACE = "postgres"
+# Workers whose steps retry slowly and long, so a test can cancel a workflow at a step.
+HELD_NAMESPACE = "held"
+# Workers with the production default: fault injection off.
+NO_FAULTS_NAMESPACE = "nofaults"
 
 # Short timeouts and retry intervals keep the suite fast.
 TEST_CONFIG = """\
@@ -54,6 +58,9 @@ store:
 timeouts:
   workflow_execution_seconds: 120
   activity_start_to_close_seconds: 15
+faults:
+  # The suite injects failures through workflow inputs.
+  enabled: true
 retries:
   default:
     maximum_attempts: 3
@@ -122,6 +129,10 @@ class DevServer:
             CHAOS_NAMESPACE,
             "--namespace",
             POSTGRES_NAMESPACE,
+            "--namespace",
+            HELD_NAMESPACE,
+            "--namespace",
+            NO_FAULTS_NAMESPACE,
             "--log-level",
             "error",
         ]

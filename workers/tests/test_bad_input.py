@@ -29,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 from temporalio.workflow import _Definition
 
+from durable_temporal_workers.cli import main
 from durable_temporal_workers.config import Config
 from durable_temporal_workers.models import (
     LOYALTY,
@@ -733,3 +734,10 @@ async def test_histories_replay_deterministically(client: Client, config: Config
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None
+
+
+def test_the_cli_refuses_negative_starting_points(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["loyalty", "start", "--id", "c", "--points", "-1"])
+    assert stopped.value.code == 2
+    assert "--points: must be an integer of at least 0, got '-1'" in capsys.readouterr().err

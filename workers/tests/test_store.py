@@ -6,11 +6,12 @@ import json
 import random
 import re
 import sqlite3
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -32,7 +33,7 @@ from durable_temporal_workers.store import (
 )
 from durable_temporal_workers.store_postgres import PostgresStore
 
-from .conftest import free_port
+from .conftest import console_script, free_port, subprocess_env
 from .postgres import PostgresServer
 
 # Another store on the same database, like a worker on another host.
@@ -702,3 +703,130 @@ def test_a_postgres_store_made_by_the_previous_version_gets_the_constraint(
         )
     with pytest.raises(StoreUnavailable, match="ledger_unowned_amount_not_negative"):
         PostgresStore(url, postgres.password_file)
+
+
+# --- temporal-workers check, and the worker's start, on stores made the old way ----------
+
+
+def check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
+    code = main(["check", "--config", str(config)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def sqlite_config(tmp_path: Path, store_path: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store: {{path: {store_path}}}\n")
+    return config
+
+
+def is_strict(path: Path) -> bool:
+    with sqlite3.connect(path) as conn:
+        strict = bool({row[1]: row[5] for row in conn.execute("PRAGMA table_list")}["accounts"])
+    conn.close()
+    return strict
+
+
+def test_check_passes_a_sound_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "store.db"
+    store = SqliteStore(path)
+    store.seed_accounts({"a": 100}, "seed")
+    store.close()
+    code, printed, _ = check(sqlite_config(tmp_path, path), capsys)
+    assert code == 0
+    assert printed == {"store": str(path), "ok": True, "problems": [], "notes": []}
+
+
+def test_check_reports_a_float_balance_of_an_old_store_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "store.db"
+    old_store(path, overflowed=True)
+    code, printed, err = check(sqlite_config(tmp_path, path), capsys)
+    assert code == 1
+    assert printed["ok"] is False
+    assert printed["problems"] == [
+        "accounts 'rich': balance_cents is real 9.223372036854776e+18, not integer cents"
+    ]
+    assert "rebuild its tables" in printed["notes"][0]
+    assert "once the problems are fixed" in printed["notes"][0]
+    assert f"store {path}: accounts 'rich': balance_cents is real" in err
+    assert not is_strict(path)
+
+
+def test_check_passes_a_sound_old_store_and_says_it_will_be_upgraded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "store.db"
+    old_store(path, overflowed=False)
+    code, printed, _ = check(sqlite_config(tmp_path, path), capsys)
+    assert code == 0
+    assert printed["problems"] == []
+    assert "at their next start" in printed["notes"][0]
+    assert not is_strict(path)  # the check itself changed nothing
+    SqliteStore(path).close()
+    assert is_strict(path)
+    code, printed, _ = check(sqlite_config(tmp_path, path), capsys)
+    assert (code, printed["notes"]) == (0, [])
+
+
+def test_check_reports_audit_failures_and_missing_stores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "store.db"
+    store = SqliteStore(path)
+    store.seed_accounts({"a": 100}, "seed")
+    with store._transaction(write=True) as tx:
+        tx.execute("UPDATE accounts SET balance_cents = 1 WHERE id = 'a'")
+    store.close()
+    code, printed, _ = check(sqlite_config(tmp_path, path), capsys)
+    assert code == 1
+    assert printed["problems"] == [
+        "account 'a': balance differs from the sum of its ledger entries"
+    ]
+    assert main(["check", "--config", str(sqlite_config(tmp_path, tmp_path / "none.db"))]) == 2
+    assert "none.db: no such file" in capsys.readouterr().err
+
+
+def test_check_reads_postgres(
+    postgres: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = postgres.url(postgres.create_database())
+    store = PostgresStore(url, postgres.password_file)
+    store.seed_accounts({"a": MAX_CENTS, "b": MAX_CENTS}, "seed")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store: {{url: '{url}', password_file: {postgres.password_file}}}\n")
+    code, printed, _ = check(config, capsys)
+    assert (code, printed) == (0, {"store": url, "ok": True, "problems": [], "notes": []})
+    with store._transaction(write=True) as tx:
+        tx.execute("UPDATE accounts SET balance_cents = 0 WHERE id = 'b'")
+    store.close()
+    code, printed, _ = check(config, capsys)
+    assert code == 1
+    assert printed["problems"] == [
+        "account 'b': balance differs from the sum of its ledger entries"
+    ]
+
+
+def test_a_worker_does_not_start_on_an_old_store_holding_a_float(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    old_store(path, overflowed=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"temporal: {{address: '127.0.0.1:{free_port()}'}}\n"
+        "metrics: {bind_address: null}\n"
+        f"store: {{path: {path}}}\n"
+    )
+    done = subprocess.run(
+        [console_script(), "serve", "--config", str(config)],
+        env=subprocess_env(config),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Refused before it connects to Temporal: nothing ever used the float.
+    assert done.returncode == 1
+    assert "made by an earlier version and holds values that are not integer cents" in (done.stderr)
+    assert "accounts 'rich': balance_cents is real 9.223372036854776e+18" in done.stderr
+    assert not is_strict(path)

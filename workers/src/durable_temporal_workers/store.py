@@ -139,17 +139,18 @@ class Store(Protocol):
         ...
 
 
-def open_store(config: StoreConfig) -> Store:
+def open_store(config: StoreConfig, *, upgrade: bool = True) -> Store:
     """PostgreSQL when ``store.url`` is set, else the SQLite file at ``store.path``.
 
-    Raises StoreUnavailable when the store cannot be opened.
+    Raises StoreUnavailable when the store cannot be opened. Without ``upgrade``,
+    a SQLite file made by an earlier version is read as it is (for a check).
     """
     if config.url:
         # Imported here so SQLite-only processes never load psycopg.
         from durable_temporal_workers.store_postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore(config.url, config.password_file)
-    return SqliteStore(config.path)
+    return SqliteStore(config.path, upgrade=upgrade)
 
 
 # --- the logic, once for both databases -------------------------------------------
@@ -623,7 +624,12 @@ class SqliteStore(SqlStore):
     # Idle connections kept; more are opened when more threads write at once.
     max_idle_connections = 16
 
-    def __init__(self, path: str | Path, busy_timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, busy_timeout_seconds: float = 10.0, *, upgrade: bool = True
+    ) -> None:
+        """``upgrade``: rebuild the tables of a file made before STRICT tables (or refuse
+        it when it holds values that are not integers); without it, leave them as they are.
+        """
         self.path = Path(path)
         self._busy_timeout = busy_timeout_seconds
         self._idle: list[sqlite3.Connection] = []
@@ -634,7 +640,7 @@ class SqliteStore(SqlStore):
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SQLITE_SCHEMA)
-                if _sqlite_legacy_tables(conn):
+                if upgrade and _sqlite_legacy_tables(conn):
                     _sqlite_upgrade(conn, self.path)
         except (OSError, sqlite3.Error) as err:
             raise StoreUnavailable(f"store.path {self.path}: {err}") from err
@@ -642,6 +648,11 @@ class SqliteStore(SqlStore):
     def _non_integer(self, tx: Session) -> list[str]:
         assert isinstance(tx, _SqliteSession)
         return _sqlite_non_integer(tx.connection)
+
+    def legacy_tables(self) -> list[str]:
+        """Tables made before STRICT tables; only when opened without ``upgrade``."""
+        with self._connect() as conn:
+            return _sqlite_legacy_tables(conn)
 
     def close(self) -> None:
         with self._lock:

@@ -52,7 +52,7 @@ _SCHEMA = (
         reverts TEXT,
         created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         CONSTRAINT ledger_unowned_amount_not_negative
-            CHECK (account IS NOT NULL OR amount_cents >= 0)
+            CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0)
     )""",
     # A database made by an earlier version has the table without the constraint.
     # Adding it checks the rows already there: one that breaks it stops the start.
@@ -62,7 +62,7 @@ _SCHEMA = (
             WHERE conrelid = 'ledger'::regclass AND conname = 'ledger_unowned_amount_not_negative'
         ) THEN
             ALTER TABLE ledger ADD CONSTRAINT ledger_unowned_amount_not_negative
-                CHECK (account IS NOT NULL OR amount_cents >= 0);
+                CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0);
         END IF;
     END $$""",
     "CREATE INDEX IF NOT EXISTS ledger_account ON ledger (account)",

@@ -1,4 +1,4 @@
-"""Order activities: validate, charge, ship, notify."""
+"""Order activities: validate, charge, ship, notify, and the undo of charge and shipment."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from durable_temporal_workers.models import (
     Charge,
     Notification,
     Order,
+    Receipt,
     Shipment,
 )
 from durable_temporal_workers.registry import registry
@@ -99,3 +100,22 @@ class OrderActivities:
         # Stands in for an e-mail; the address is not logged, it is personal data.
         activity.logger.info("notification for %s: %s", notification.order_id, receipt.outcome)
         self._faults.after_effect(notification.faults)
+
+    # --- compensations: no-ops when their step never took effect ------------------
+
+    @registry.activity(queue=ORDERS)
+    async def refund_payment(self, order: Order) -> Receipt:
+        return await self._revert("charge_payment", order)
+
+    @registry.activity(queue=ORDERS)
+    async def cancel_shipment(self, order: Order) -> Receipt:
+        return await self._revert("ship_order", order)
+
+    async def _revert(self, step: str, order: Order) -> Receipt:
+        self._faults.before_effect(order.faults)
+        info = activity.info()
+        key, original = effect_key(), effect_key(step)
+        receipt = await asyncio.to_thread(self._store.revert, key, info.activity_type, original)
+        activity.logger.info("%s for %s: %s", info.activity_type, order.order_id, receipt.outcome)
+        self._faults.after_effect(order.faults)
+        return receipt

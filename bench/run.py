@@ -28,6 +28,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+import recovery
 import report
 from host import Ansible, BenchError, Container, run
 from load import Batch, run_orders
@@ -193,6 +194,10 @@ IDEMPOTENT_MAX = 0.2
 BUNDLED_MIN = 0.9
 DURABLE_MIN = 0.9
 PRODUCTION_MIN = 0.7
+# An activity on a killed worker runs again elsewhere within this many seconds.
+RECOVERY_MAX_S = 10.0
+# The workers' default timeouts.activity_heartbeat_seconds, which bounds the recovery.
+HEARTBEAT_TIMEOUT_S = 6.0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -212,6 +217,7 @@ class Settings:
     production: list[str]
     sections: list[str]
     reruns: int
+    recovery_rounds: int
     image: str
     results: Path
     keep: bool
@@ -234,7 +240,9 @@ class Settings:
         # The deploy always runs: every other section measures the stack it deployed.
         # production runs before the sections that re-converge the dev stack: its dev
         # figure is the stack as deployed.
-        sections = os.environ.get("BENCH_SECTIONS", "throughput,production,persistence,tuning")
+        sections = os.environ.get(
+            "BENCH_SECTIONS", "throughput,production,persistence,tuning,recovery"
+        )
         return cls(
             # 600 orders per point: at ~25/s about 25 s, long enough to average out hiccups.
             workflows=_env_int("BENCH_WORKFLOWS", 600),
@@ -251,6 +259,7 @@ class Settings:
             sections=[s.strip() for s in sections.split(",") if s.strip()],
             # The re-run moves ~25% with the machine's other load; the median of a few holds better.
             reruns=_env_int("BENCH_RERUNS", 3),
+            recovery_rounds=_env_int("BENCH_RECOVERY_ROUNDS", 5),
             image=os.environ.get("TEMPORAL_TEST_IMAGE", "local/debian12-systemd:latest"),
             results=Path(os.environ.get("BENCH_RESULTS", BENCH / "results")),
             keep=os.environ.get("BENCH_KEEP", "") not in ("", "0"),
@@ -399,6 +408,7 @@ class Bench:
                 "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
             }
         )
+        self.workdir = workdir
         self.ansible = Ansible(REPO, self.stack.name, workdir, env)
         self.prod_ansible = Ansible(REPO, self.prod.name, workdir, env, "inventory-prod.json")
         self.run_tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -710,6 +720,13 @@ class Bench:
             "apply_converge_s": settings.seconds,
         }
 
+    async def recovery(self) -> None:
+        report.say("recovery: SIGKILL the worker running an activity, time its re-run elsewhere")
+        figures = await recovery.measure(
+            f"{self.stack.ip}:{FRONTEND_PORT}", self.settings.recovery_rounds, self.workdir
+        )
+        self.results["recovery"] = {**figures, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
+
     # --- everything ---------------------------------------------------------------------
 
     def describe_machine(self) -> None:
@@ -753,6 +770,8 @@ class Bench:
             await self.persistence()
         if "tuning" in sections:
             await self.tuning()
+        if "recovery" in sections:
+            await self.recovery()
         self.describe_machine()
         # Every converge of the run, the setting changes included: what applying one costs.
         self.results["converges"] = [
@@ -798,7 +817,12 @@ def main() -> int:
         **bench.results,
     }
     results["targets"] = report.targets(
-        results, IDEMPOTENT_MAX, BUNDLED_MIN, DURABLE_MIN, PRODUCTION_MIN
+        results,
+        idempotent_max=IDEMPOTENT_MAX,
+        bundled_min=BUNDLED_MIN,
+        durable_min=DURABLE_MIN,
+        production_min=PRODUCTION_MIN,
+        recovery_max_s=RECOVERY_MAX_S,
     )
     (settings.results / "results.json").write_text(
         json.dumps(results, indent=2) + "\n", encoding="utf-8"

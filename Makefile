@@ -1,16 +1,20 @@
 # The two commands the README promises:
 #   make demo   deploy the stack into a local systemd container and show that it answers
-#   make test   lint, unit tests, the workers' tests and every molecule scenario
+#   make test   lint, unit tests, the workers' tests, ansible-test sanity and every molecule scenario
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 SCENARIOS ?= dev_server stack postgresql production stack_production multihost
+# The collection checks' tools (ansible-test, antsibull-changelog, antsibull-docs, Sphinx, ansible-builder)
+# live in a venv of their own: their pins would otherwise fight the controller's and the workers'.
+GALAXY_VENV := .cache/galaxy-venv
+GALAXY_BIN := $(abspath $(GALAXY_VENV))/bin
 
-.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean
+.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity
 
-test: lint unit workers molecule
+test: lint unit workers sanity molecule
 
 demo: venv harness
 	tools/demo.sh
@@ -47,6 +51,19 @@ unit: venv
 
 workers: venv host-tools
 	cd workers && ruff format --check . && ruff check . && mypy && pytest -q
+
+galaxy-venv: $(GALAXY_VENV)/.installed
+
+$(GALAXY_VENV)/.installed: tests/requirements-galaxy.txt
+	rm -rf $(GALAXY_VENV)
+	python3 -m venv $(GALAXY_VENV)
+	$(GALAXY_BIN)/pip install -q --upgrade pip
+	$(GALAXY_BIN)/pip install -q -r tests/requirements-galaxy.txt
+	touch $@
+
+# ansible-test sanity on the built collection, without containers (see tests/sanity/run.sh).
+sanity: galaxy-venv
+	tests/sanity/run.sh $(GALAXY_BIN)
 
 # Containers left by an interrupted run would clash by name with the scenarios' hosts.
 molecule: harness

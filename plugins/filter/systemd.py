@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Filters that turn argument lists into systemd unit syntax."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """SHA-1 of a file or directory tree on the controller: names and contents, in a stable order."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # The two commands the README promises:
 #   make demo   deploy the stack into a local systemd container and show that it answers
-#   make test   lint, unit tests, the workers' tests, ansible-test sanity and every molecule scenario
+#   make test   lint, unit tests, the workers' tests, ansible-test sanity, the changelog and every molecule scenario
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
@@ -12,9 +12,9 @@ SCENARIOS ?= dev_server stack postgresql production stack_production multihost
 GALAXY_VENV := .cache/galaxy-venv
 GALAXY_BIN := $(abspath $(GALAXY_VENV))/bin
 
-.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity
+.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog
 
-test: lint unit workers sanity molecule
+test: lint unit workers sanity changelog molecule
 
 demo: venv harness
 	tools/demo.sh
@@ -64,6 +64,10 @@ $(GALAXY_VENV)/.installed: tests/requirements-galaxy.txt
 # ansible-test sanity on the built collection, without containers (see tests/sanity/run.sh).
 sanity: galaxy-venv
 	tests/sanity/run.sh $(GALAXY_BIN)
+
+# The changelog's fragments are valid and CHANGELOG.md is what antsibull-changelog makes of them.
+changelog: galaxy-venv
+	tests/changelog/check.sh $(GALAXY_BIN)
 
 # Containers left by an interrupted run would clash by name with the scenarios' hosts.
 molecule: harness

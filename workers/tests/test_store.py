@@ -491,6 +491,7 @@ def old_store(path: Path, *, overflowed: bool) -> None:
     balance into a float, which the previous version then kept.
     """
     with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")  # as the previous version left it too
         conn.executescript(_OLD_SQLITE_SCHEMA)
         conn.execute("INSERT INTO accounts VALUES ('rich', 0), ('poor', 0)")
         for key, account, amount in [
@@ -546,6 +547,38 @@ def test_an_old_sqlite_store_is_upgraded_and_keeps_its_data(tmp_path: Path) -> N
         assert conn.execute("PRAGMA foreign_key_list(ledger)").fetchall()[0][2] == "accounts"
     conn.close()
     SqliteStore(path).close()  # opening it again changes nothing
+
+
+def test_workers_opening_an_old_sqlite_store_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    """The services of one host share the file and start together after an upgrade."""
+    path = tmp_path / "store.db"
+    old_store(path, overflowed=False)
+    opened: list[SqliteStore] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            opened.append(SqliteStore(path))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert len(opened) == 4
+        assert [store.balances() for store in opened] == [{"poor": 500, "rich": MAX_CENTS - 1}] * 4
+        assert opened[0].report().applied == 2
+        assert opened[1].check() == []
+    finally:
+        for store in opened:
+            store.close()
+    assert is_strict(path)
 
 
 def test_an_old_sqlite_store_holding_a_float_is_refused(tmp_path: Path) -> None:

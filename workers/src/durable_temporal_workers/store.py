@@ -562,7 +562,11 @@ def _sqlite_upgrade(conn: sqlite3.Connection, path: Path) -> None:
     # Tables are dropped and renamed below; the foreign key from the ledger must not
     # follow them. The pragma is a no-op inside a transaction, so it goes first.
     conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        conn.execute("PRAGMA foreign_keys=ON")
+        raise
     try:
         # Another worker on this file may have done it while we waited for the lock.
         legacy = _sqlite_legacy_tables(conn)

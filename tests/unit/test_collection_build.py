@@ -48,7 +48,9 @@ def test_build_install_and_resolve_by_fqcn(tmp_path: Path) -> None:
 # workers' package sources (the worker role builds its wheel from them), the docs and the metadata.
 CONTENT_ROOTS = ("roles/", "plugins/", "playbooks/", "templates/", "meta/", "docs/", "changelogs/", "inventories/examples/")
 CONTENT_FILES = {"README.md", "CHANGELOG.md", "LICENSE", "site.yml", "MANIFEST.json", "FILES.json"}
-WORKERS_FILES = {"workers/pyproject.toml", "workers/README.md", "workers/config.example.yaml", "workers/constraints.txt"}
+WORKERS_FILES = {
+    "workers/pyproject.toml", "workers/README.md", "workers/config.example.yaml", "workers/constraints.txt", "workers/LICENSE",
+}
 # What a working tree gathers that is not content: tool caches, build metadata, local collections.
 LITTER = (
     ".pytest_cache/v/cache/lastfailed",

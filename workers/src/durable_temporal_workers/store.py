@@ -574,7 +574,8 @@ def _sqlite_upgrade(conn: sqlite3.Connection, path: Path) -> None:
         if problems:
             raise StoreUnavailable(
                 f"store.path {path}: made by an earlier version and holds values that are"
-                f" not integer cents, so it is not used: {'; '.join(problems)}"
+                f" not integer cents, so it is not used until they are corrected"
+                f" (temporal-workers check lists them): {'; '.join(problems)}"
             )
         for table in legacy:
             columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))

@@ -1,7 +1,7 @@
 # The two commands the README promises:
 #   make demo   deploy the stack into a local systemd container and show that it answers
-#   make test   lint, unit tests, the workers' tests, ansible-test sanity, the changelog, the execution-environment
-#               metadata and every molecule scenario
+#   make test   lint, unit tests, the workers' tests, ansible-test sanity, the changelog, the docs site, the
+#               execution-environment metadata and every molecule scenario
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
@@ -13,9 +13,9 @@ SCENARIOS ?= dev_server stack postgresql production stack_production multihost
 GALAXY_VENV := .cache/galaxy-venv
 GALAXY_BIN := $(abspath $(GALAXY_VENV))/bin
 
-.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog ee
+.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog docs ee
 
-test: lint unit workers sanity changelog ee molecule
+test: lint unit workers sanity changelog docs ee molecule
 
 demo: venv harness
 	tools/demo.sh
@@ -69,6 +69,11 @@ sanity: galaxy-venv
 # The changelog's fragments are valid and CHANGELOG.md is what antsibull-changelog makes of them.
 changelog: galaxy-venv
 	tests/changelog/check.sh $(GALAXY_BIN)
+
+# The plugins' and roles' documentation: antsibull-docs lint, then an HTML site (sphinx-init layout) in
+# .cache/docs/build/html with a page for every role and plugin and no error page (tests/docs/build.sh).
+docs: venv galaxy-venv
+	tests/docs/build.sh $(GALAXY_BIN)
 
 # meta/execution-environment.yml and the files it names are complete: ansible-builder reads them from
 # the installed artifact and lays out an execution environment's build context (tests/ee/check.sh).

@@ -33,6 +33,6 @@ if [ -d "$root/workers" ] && [ -f "$root/workers/pyproject.toml" ]; then
   # A fixed timestamp keeps the wheel's bytes the same when the sources are.
   SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$cache/wheelhouse" "$root/workers"
   "$py" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
-    --find-links "$cache/wheelhouse" -d "$cache/wheelhouse" durable-temporal-workers
+    --find-links "$cache/wheelhouse" -d "$cache/wheelhouse" "durable-temporal-workers[api]"
 fi
 echo "wheelhouse: $cache/wheelhouse ($(ls "$cache/wheelhouse" | wc -l) wheels)"

@@ -36,6 +36,7 @@ from .postgres import PostgresServer
 SUBPROCESS_NAMESPACE = "subprocess"
 CHAOS_NAMESPACE = "chaos"
 POSTGRES_NAMESPACE = "postgres"
+API_FUZZ_NAMESPACE = "api-fuzz"
 
 # Short timeouts and retry intervals keep the suite fast.
 TEST_CONFIG = """\
@@ -122,6 +123,8 @@ class DevServer:
             CHAOS_NAMESPACE,
             "--namespace",
             POSTGRES_NAMESPACE,
+            "--namespace",
+            API_FUZZ_NAMESPACE,
             "--log-level",
             "error",
         ]

@@ -597,6 +597,14 @@ def create_app(  # noqa: PLR0915
             raise Problem(404, "Not found", f"no {workflow_type} with id {workflow_id!r}")
         return described
 
+    async def running(workflow_id: str, workflow_type: str) -> None:
+        # A closed workflow's query needs a replay, and one that never ran a task has no state.
+        described = await describe(workflow_id, workflow_type)
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            raise Problem(
+                409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
+            )
+
     async def status_of(workflow_id: str, described: Any) -> dict[str, Any]:
         status = described.status.name if described.status else "UNKNOWN"
         out: dict[str, Any] = {
@@ -755,7 +763,7 @@ def create_app(  # noqa: PLR0915
 
     @app.get("/machines/{workflow_id}", summary="A machine's state (query)", tags=["machines"])
     async def machine_state(workflow_id: workflow_id_param) -> Response:
-        await describe(workflow_id, "MachineOperatorWorkflow")
+        await running(workflow_id, "MachineOperatorWorkflow")
         client = await temporal.client()
         state = await client.get_workflow_handle(workflow_id).query(
             "getStatus", rpc_timeout=RPC_TIMEOUT
@@ -772,7 +780,7 @@ def create_app(  # noqa: PLR0915
                 "required": ["workflow_id", "state"],
             },
         ),
-        **problems(422),
+        **problems(409, 422),
     }
 
     # --- loyalty: update and query ---
@@ -810,13 +818,15 @@ def create_app(  # noqa: PLR0915
         **ok(200, "The account's new status", message_schema),
         **problems(409, 413, 422),
     }
-    bodies["/loyalty/{workflow_id}/points"] = schemas.request_body(points_spec, None)
+    bodies["/loyalty/{workflow_id}/points"] = points_body = schemas.request_body(points_spec, None)
+    # The update's validator refuses fewer than one point.
+    points_body["properties"]["points"]["minimum"] = 1
 
     @app.get(
         "/loyalty/{workflow_id}", summary="A loyalty account's status (query)", tags=["loyalty"]
     )
     async def loyalty_message(workflow_id: workflow_id_param) -> Response:
-        await describe(workflow_id, "LoyaltyWorkflow")
+        await running(workflow_id, "LoyaltyWorkflow")
         client = await temporal.client()
         message = await client.get_workflow_handle(workflow_id).query(
             "getLoyaltyMessage", rpc_timeout=RPC_TIMEOUT
@@ -825,7 +835,7 @@ def create_app(  # noqa: PLR0915
 
     responses[("/loyalty/{workflow_id}", "get")] = {
         **ok(200, "The account's status", message_schema),
-        **problems(422),
+        **problems(409, 422),
     }
 
     # --- the balances report ---

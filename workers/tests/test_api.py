@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from durable_temporal_workers.api import PROBLEM_JSON, create_app
 from durable_temporal_workers.config import Config, load_config
 from durable_temporal_workers.store import SqliteStore
 
-from .conftest import TEST_CONFIG, DevServer, free_port
+from .conftest import TEST_CONFIG, DevServer, console_script, free_port, subprocess_env
 
 
 def new_order(**changes: Any) -> dict[str, Any]:
@@ -306,3 +307,40 @@ async def test_503_when_temporal_was_never_reachable(config: Config) -> None:
         response = await api.post("/orders", json=new_order())
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
+
+
+async def test_a_stop_lets_requests_in_flight_finish(
+    config_file: Path, api: httpx.AsyncClient
+) -> None:
+    machine = f"machine-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/machines", json={"machine_id": machine})).status_code == 202
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        console_script(), "api", "--port", str(port), "--graceful-seconds", "15",
+        env=subprocess_env(config_file),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as remote:
+            for _ in range(100):
+                try:
+                    if (await remote.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            # A result wait of 3 s on a running machine is in flight when SIGTERM comes.
+            waiting = asyncio.create_task(
+                remote.get(f"/workflows/{machine}/result", params={"wait_seconds": 3})
+            )
+            await asyncio.sleep(1)
+            proc.terminate()
+            answer = await waiting
+            assert answer.status_code == 202
+            assert answer.json()["status"] == "RUNNING"
+        # uvicorn ends by re-raising the SIGTERM once drained, which systemd counts as a clean stop.
+        assert await asyncio.wait_for(proc.wait(), 20) in (0, -signal.SIGTERM)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await api.post(f"/machines/{machine}/signals/complete")

@@ -1,16 +1,21 @@
 # The two commands the README promises:
 #   make demo   deploy the stack into a local systemd container and show that it answers
-#   make test   lint, unit tests, the workers' tests and every molecule scenario
+#   make test   lint, unit tests, the workers' tests, ansible-test sanity, the changelog, the docs site, the
+#               execution-environment metadata and every molecule scenario
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 SCENARIOS ?= dev_server stack postgresql production stack_production multihost
+# The collection checks' tools (ansible-test, antsibull-changelog, antsibull-docs, Sphinx, ansible-builder)
+# live in a venv of their own: their pins would otherwise fight the controller's and the workers'.
+GALAXY_VENV := .cache/galaxy-venv
+GALAXY_BIN := $(abspath $(GALAXY_VENV))/bin
 
-.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean
+.PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog docs ee
 
-test: lint unit workers molecule
+test: lint unit workers sanity changelog docs ee molecule
 
 demo: venv harness
 	tools/demo.sh
@@ -47,6 +52,33 @@ unit: venv
 
 workers: venv host-tools
 	cd workers && ruff format --check . && ruff check . && mypy && pytest -q
+
+galaxy-venv: $(GALAXY_VENV)/.installed
+
+$(GALAXY_VENV)/.installed: tests/requirements-galaxy.txt
+	rm -rf $(GALAXY_VENV)
+	python3 -m venv $(GALAXY_VENV)
+	$(GALAXY_BIN)/pip install -q --upgrade pip
+	$(GALAXY_BIN)/pip install -q -r tests/requirements-galaxy.txt
+	touch $@
+
+# ansible-test sanity on the built collection, without containers (see tests/sanity/run.sh).
+sanity: galaxy-venv
+	tests/sanity/run.sh $(GALAXY_BIN)
+
+# The changelog's fragments are valid and CHANGELOG.md is what antsibull-changelog makes of them.
+changelog: galaxy-venv
+	tests/changelog/check.sh $(GALAXY_BIN)
+
+# The plugins' and roles' documentation: antsibull-docs lint, then an HTML site (sphinx-init layout) in
+# .cache/docs/build/html with a page for every role and plugin and no error page (tests/docs/build.sh).
+docs: venv galaxy-venv
+	tests/docs/build.sh $(GALAXY_BIN)
+
+# meta/execution-environment.yml and the files it names are complete: ansible-builder reads them from
+# the installed artifact and lays out an execution environment's build context (tests/ee/check.sh).
+ee: galaxy-venv
+	tests/ee/check.sh $(GALAXY_BIN)
 
 # Containers left by an interrupted run would clash by name with the scenarios' hosts.
 molecule: harness

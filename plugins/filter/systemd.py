@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Filters that turn argument lists into systemd unit syntax."""
 
 from __future__ import annotations
@@ -5,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: systemd_command
 short_description: Quote an argument list for a systemd ExecStart= line
+version_added: 0.1.0
 description:
   - Each argument is wrapped in double quotes with backslashes and quotes escaped,
     and C(%) and C($) doubled so systemd does not expand them.

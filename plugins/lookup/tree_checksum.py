@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """SHA-1 of a file or directory tree on the controller: names and contents, in a stable order."""
 
 from __future__ import annotations
@@ -5,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: tree_checksum
 short_description: Checksum of a file or a directory tree on the controller
+version_added: 0.1.0
 description:
   - One SHA-1 per term over the relative path and the bytes of every regular file under it, in sorted
     order, so it changes exactly when a file is added, removed, renamed or edited.

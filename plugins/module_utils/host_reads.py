@@ -1,3 +1,5 @@
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Read-only looks at a host, shared by the host_state module and the files action."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Documentation of the files action; the work is done by plugins/action/files.py."""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ description:
     (a symbolic mode, a numeric owner) is handed to the standard module.
   - Entries are applied in order; the first failure stops the task.
 version_added: 0.1.0
-author: durable.temporal maintainers
+author: durable.temporal maintainers (@durable)
 options:
   files:
     description: What to put in place, in order.
@@ -59,8 +61,13 @@ options:
         type: bool
 attributes:
   check_mode:
+    description: Can run in check mode; what would change is reported by the standard modules' own check mode.
     support: full
   diff_mode:
+    description: Shows the differences as M(ansible.builtin.copy) and M(ansible.builtin.file) show them.
+    support: full
+  action:
+    description: Runs as an action plugin on the controller, which calls modules on the host.
     support: full
 """
 

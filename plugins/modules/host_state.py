@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: durable.temporal contributors
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE)
 """Reads what a role manages on a host (accounts, services, packages, paths) in one call."""
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ description:
     in place, so the tasks that would change nothing are skipped rather than each asking the host.
   - Read-only; never reports a change. M(durable.temporal.files) uses it for the one remote call it makes on a host that needs no change.
 version_added: 0.1.0
-author: durable.temporal maintainers
+author: durable.temporal maintainers (@durable)
 options:
   users:
     description: Account names to look up.
@@ -51,8 +53,10 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check mode and return the same answers as without it.
     support: full
   diff_mode:
+    description: Reads only, so there is no difference to show.
     support: none
 """
 
@@ -83,7 +87,9 @@ packages:
   returned: always
   type: dict
 paths:
-  description: Per path, C(exists) and, when it does, C(type) (file, directory, link, other), C(owner), C(group), C(mode), C(link_target), C(entries), C(size) and C(checksum) (SHA-1, when asked).
+  description:
+    - Per path, C(exists) and, when it does, C(type) (file, directory, link, other), C(owner), C(group), C(mode),
+      C(link_target), C(entries), C(size) and C(checksum) (SHA-1, when asked).
   returned: always
   type: dict
 """
@@ -133,8 +139,8 @@ def read_services(module: AnsibleModule, units: list[str], pattern: str) -> dict
     states = {}
     for name in dict.fromkeys(names):
         # Non-zero exit codes are answers here (inactive, disabled, not-found), not failures.
-        _, active, _ = module.run_command(["systemctl", "is-active", name + ".service"])
-        _, enabled, _ = module.run_command(["systemctl", "is-enabled", name + ".service"])
+        active = module.run_command(["systemctl", "is-active", name + ".service"])[1]
+        enabled = module.run_command(["systemctl", "is-enabled", name + ".service"])[1]
         states[name] = {"active": active.strip(), "enabled": enabled.strip()}
     return states
 
@@ -142,9 +148,7 @@ def read_services(module: AnsibleModule, units: list[str], pattern: str) -> dict
 def read_packages(module: AnsibleModule, packages: list[str]) -> dict[str, bool]:
     if not packages:
         return {}
-    _, out, _ = module.run_command(
-        ["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Status}\n"] + packages
-    )
+    out = module.run_command(["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Status}\n"] + packages)[1]
     installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
     return {package: package in installed for package in packages}
 

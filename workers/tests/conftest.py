@@ -36,6 +36,10 @@ from .postgres import PostgresServer
 SUBPROCESS_NAMESPACE = "subprocess"
 CHAOS_NAMESPACE = "chaos"
 POSTGRES_NAMESPACE = "postgres"
+# Workers whose steps retry slowly and long, so a test can cancel a workflow at a step.
+HELD_NAMESPACE = "held"
+# Workers with the production default: fault injection off.
+NO_FAULTS_NAMESPACE = "nofaults"
 API_FUZZ_NAMESPACE = "api-fuzz"
 
 # Short timeouts and retry intervals keep the suite fast.
@@ -55,6 +59,9 @@ store:
 timeouts:
   workflow_execution_seconds: 120
   activity_start_to_close_seconds: 15
+faults:
+  # The suite injects failures through workflow inputs.
+  enabled: true
 retries:
   default:
     maximum_attempts: 3
@@ -123,6 +130,10 @@ class DevServer:
             CHAOS_NAMESPACE,
             "--namespace",
             POSTGRES_NAMESPACE,
+            "--namespace",
+            HELD_NAMESPACE,
+            "--namespace",
+            NO_FAULTS_NAMESPACE,
             "--namespace",
             API_FUZZ_NAMESPACE,
             "--log-level",

@@ -37,9 +37,14 @@ def http(config: Config) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://api")
 
 
+def faults(config: Config, enabled: bool) -> Config:
+    return dataclasses.replace(config, faults=dataclasses.replace(config.faults, enabled=enabled))
+
+
 @pytest.fixture(scope="module")
 async def api(config: Config, workers: None) -> AsyncIterator[httpx.AsyncClient]:
-    async with http(config) as client:
+    # The production default: fault injection off (the session's workers have it on).
+    async with http(faults(config, enabled=False)) as client:
         yield client
 
 
@@ -344,3 +349,16 @@ async def test_a_stop_lets_requests_in_flight_finish(
             proc.kill()
             await proc.wait()
         await api.post(f"/machines/{machine}/signals/complete")
+
+
+async def test_fault_fields_only_when_the_config_turns_fault_injection_on(config: Config) -> None:
+    async with http(faults(config, enabled=True)) as api:
+        doc = (await api.get("/openapi.json")).json()
+        assert "fail_times" in doc["components"]["schemas"]["Order"]["properties"]
+        order = new_order(fail_times={"charge_payment": 1})
+        started = await api.post("/orders", json=order)
+        assert started.status_code == 202, started.text
+    async with http(faults(config, enabled=False)) as api:
+        refused = await api.post("/orders", json=order)
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["errors"]] == ["fail_times"]

@@ -29,12 +29,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 from temporalio.workflow import _Definition
 
+from durable_temporal_workers.cli import main
 from durable_temporal_workers.config import Config
 from durable_temporal_workers.models import (
     LOYALTY,
     MACHINES,
     ORDERS,
     SAGAS,
+    LoyaltyAccount,
+    MachineCarryOver,
     Order,
     OrderItem,
     OrderResult,
@@ -201,7 +204,83 @@ def test_plain_values_are_checked_too() -> None:
     assert machine == "m1"
     assert len(carry.pending_signals) == 500  # the carry-over is not capped
     error = invalid("MachineOperatorWorkflow", "m1", {"state": 1})
-    assert "carry.state: expected a string, got 1" in error.message
+    assert 'carry.state: expected one of "UP", "DOWN", got 1' in error.message
+
+
+@pytest.mark.parametrize(
+    ("workflow_name", "args", "expected"),
+    [
+        (
+            "MachineOperatorWorkflow",
+            ["m1", {"state": "EXPLODED"}],
+            'carry.state: expected one of "UP", "DOWN", got "EXPLODED"',
+        ),
+        ("MachineOperatorWorkflow", ["m1", {"state": "up"}], 'got "up"'),
+        (
+            "MachineOperatorWorkflow",
+            ["m1", {"pending_signals": ["setUp", "explode"]}],
+            'carry.pending_signals[1]: expected one of "setUp", "tearDown", "complete",'
+            ' got "explode"',
+        ),
+        (
+            "MachineOperatorWorkflow",
+            ["m1", {"continue_as_new_after": 0}],
+            "carry.continue_as_new_after: must be at least 1, got 0",
+        ),
+        ("MachineOperatorWorkflow", ["m1", {"run_number": -1}], "carry.run_number: must be at"),
+        (
+            "LoyaltyWorkflow",
+            [{"customer_id": "c", "points": -1}],
+            "points: must be at least 0, got -1",
+        ),
+        (
+            "LoyaltyWorkflow",
+            [{"customer_id": "c", "gold_threshold": -5}],
+            "gold_threshold: must be at least 1, got -5",
+        ),
+        (
+            "LoyaltyWorkflow",
+            [{"customer_id": "c", "gold_threshold": 0}],
+            "gold_threshold: must be at least 1, got 0",
+        ),
+        (
+            "LoyaltyWorkflow",
+            [{"customer_id": "c", "continue_as_new_after": 0}],
+            "continue_as_new_after: must be at least 1, got 0",
+        ),
+        ("LoyaltyWorkflow", [{"customer_id": "c", "run_number": 0}], "run_number: must be at"),
+        (
+            "SeedAccountsWorkflow",
+            [{"balances_cents": {"alice": 5, "bob": -1}}],
+            'balances_cents["bob"]: must be at least 0, got -1',
+        ),
+        (
+            "SeedAccountsWorkflow",
+            [{"balances_cents": {"alice": 2**63}}],
+            'balances_cents["alice"]: out of range',
+        ),
+    ],
+)
+def test_domain_bounds(workflow_name: str, args: list[Any], expected: str) -> None:
+    error = invalid(workflow_name, *[as_json(a) for a in args])
+    assert expected in error.message
+    assert len(error.details) == 1
+
+
+def test_values_within_the_bounds_decode() -> None:
+    _, carry = decode(
+        "MachineOperatorWorkflow",
+        as_json("m1"),
+        as_json({"state": "UP", "pending_signals": ["tearDown", "complete"], "run_number": 7}),
+    )
+    assert carry == MachineCarryOver("UP", ["tearDown", "complete"], 500, 7)
+    [account] = decode(
+        "LoyaltyWorkflow",
+        as_json({"customer_id": "c", "points": 0, "gold_threshold": 1, "continue_as_new_after": 1}),
+    )
+    assert account == LoyaltyAccount("c", 0, 1, 1)
+    [seed] = decode("SeedAccountsWorkflow", as_json({"balances_cents": {"a": 0, "b": 2**63 - 1}}))
+    assert seed.balances_cents == {"a": 0, "b": 2**63 - 1}
 
 
 async def _set_run(self: object, tags: set[str]) -> None:
@@ -371,6 +450,83 @@ async def test_bad_start_fails_the_workflow_at_once(
     await assert_nothing_done(handle, store)
 
 
+BAD_DOMAIN_STARTS = [
+    (
+        "MachineOperatorWorkflow",
+        MACHINES,
+        ["m-1", {"state": "EXPLODED"}],
+        'carry.state: expected one of "UP", "DOWN", got "EXPLODED"',
+    ),
+    (
+        "MachineOperatorWorkflow",
+        MACHINES,
+        ["m-1", {"pending_signals": ["reboot"]}],
+        "carry.pending_signals[0]: expected one of",
+    ),
+    (
+        "MachineOperatorWorkflow",
+        MACHINES,
+        ["m-1", {"continue_as_new_after": -1}],
+        "carry.continue_as_new_after: must be at least 1, got -1",
+    ),
+    (
+        "LoyaltyWorkflow",
+        LOYALTY,
+        [{"customer_id": "c", "points": -10}],
+        "points: must be at least 0, got -10",
+    ),
+    (
+        "LoyaltyWorkflow",
+        LOYALTY,
+        [{"customer_id": "c", "gold_threshold": -1}],
+        "gold_threshold: must be at least 1, got -1",
+    ),
+    (
+        "SeedAccountsWorkflow",
+        SAGAS,
+        [{"balances_cents": {"alice": 100, "mallory": -100}}],
+        'balances_cents["mallory"]: must be at least 0, got -100',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case", BAD_DOMAIN_STARTS, ids=[f"{c[0]}: {c[3][:30]}" for c in BAD_DOMAIN_STARTS]
+)
+async def test_input_out_of_bounds_fails_the_workflow_at_once(
+    client: Client, store: Store, case: tuple[str, str, list[Any], str]
+) -> None:
+    workflow_name, queue, args, expected = case
+    handle = await start_bad(client, workflow_name, queue, [as_json(a) for a in args])
+    error = await failure_of(handle)
+    assert isinstance(error, ApplicationError)
+    assert error.type == INVALID_INPUT
+    assert error.non_retryable
+    assert expected in error.message
+    await assert_nothing_done(handle, store)
+
+
+async def test_bad_signals_change_nothing_and_the_machine_goes_on(client: Client) -> None:
+    """Signals take no arguments: extra ones are ignored; an unknown signal is never handled.
+
+    Neither fails the workflow or its task, so one bad sender cannot wedge a machine.
+    """
+    machine = f"bad-{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        "MachineOperatorWorkflow", as_json(machine), id=machine, task_queue=MACHINES
+    )
+    await handle.signal("explode")
+    await handle.signal("setUp", as_json("now"))
+    async with asyncio.timeout(PROMPTLY):
+        while await handle.query("getStatus") != "UP":
+            await asyncio.sleep(0.05)
+    await handle.signal("complete")
+    assert await handle.result() == "UP"
+    history = await events(handle)
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in history
+    assert history.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+
+
 @pytest.mark.parametrize("amount", [-5, 0])
 async def test_business_rules_still_apply_to_well_typed_input(
     client: Client, store: Store, amount: int
@@ -513,6 +669,8 @@ async def test_signal_with_start_and_bad_input_fails_before_any_handler(
         (None, "points: expected an integer, got null"),
         (2**70, "points: out of range"),
         ([1, 2], "points: expected an integer, got a list"),
+        (0, "points: must be at least 1, got 0"),
+        (-3, "points: must be at least 1, got -3"),
     ],
 )
 async def test_bad_update_argument_is_rejected_and_leaves_no_trace(
@@ -552,7 +710,13 @@ async def test_update_cannot_push_the_total_past_what_the_next_run_accepts(clien
     )
     with pytest.raises(WorkflowUpdateFailedError) as failed:
         await handle.execute_update("addLoyaltyPoint", as_json(2))
-    assert "more than 2^63 - 1" in str(failed.value.cause)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == INVALID_INPUT
+    assert cause.non_retryable
+    problem = "9223372036854775806 + 2 points is more than 2^63 - 1"
+    assert cause.message == f"invalid addLoyaltyPoint input: points: {problem}"
+    assert cause.details == ({"field": "points", "problem": problem},)
     assert "Gold member" in await handle.execute_update("addLoyaltyPoint", as_json(1))
     await handle.terminate("test done")
 
@@ -570,3 +734,10 @@ async def test_histories_replay_deterministically(client: Client, config: Config
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None
+
+
+def test_the_cli_refuses_negative_starting_points(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["loyalty", "start", "--id", "c", "--points", "-1"])
+    assert stopped.value.code == 2
+    assert "--points: must be an integer of at least 0, got '-1'" in capsys.readouterr().err

@@ -61,7 +61,7 @@ timeouts: {activities: {ship_order: 120}}
 retries:
   default: {maximum_attempts: 7, non_retryable_error_types: [InvalidOrder]}
   activities: {charge_payment: {maximum_attempts: 2}}
-faults: {activities: {credit: {fail_before_rate: 0.5}}}
+faults: {enabled: true, activities: {credit: {fail_before_rate: 0.5}}}
 """,
     )
     assert config.temporal.address == "temporal.internal:7233"

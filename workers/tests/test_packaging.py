@@ -37,8 +37,11 @@ def test_wheel_builds_offline(tmp_path: Path) -> None:
     assert "durable_temporal_workers/workflows/orders.py" in names
     assert "temporal-workers = durable_temporal_workers.cli:run" in entry_points
     assert "Name: durable-temporal-workers" in metadata
-    assert "Requires-Dist: temporalio==1.35.*" in metadata
+    # Ranges (constraints.txt holds the tested set).
+    assert "Requires-Dist: temporalio<2,>=1.35" in metadata
     # Plain runtime dependencies: every host may use the shared PostgreSQL store.
-    assert "Requires-Dist: psycopg[binary]==3.3.9" in metadata
-    assert "Requires-Dist: psycopg-pool==3.3.3" in metadata
+    assert "Requires-Dist: psycopg[binary]<4,>=3.3" in metadata
+    assert "Requires-Dist: psycopg-pool<4,>=3.3" in metadata
+    # The HTTP API's only with its extra: a worker host does not install them.
+    assert 'Requires-Dist: fastapi<1,>=0.163; extra == "api"' in metadata
     assert "durable_temporal_workers/store_postgres.py" in names

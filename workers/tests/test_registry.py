@@ -99,7 +99,9 @@ def test_the_package_registry() -> None:
     orders = plans["orders"]
     assert [w.name for w in orders.workflows] == ["OrderWorkflow"]
     assert [a.name for a in orders.activities] == [
+        "cancel_shipment",
         "charge_payment",
+        "refund_payment",
         "send_notification",
         "ship_order",
         "validate_order",

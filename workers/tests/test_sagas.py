@@ -143,7 +143,10 @@ async def chaos(config: Config, tmp_path: Path) -> AsyncIterator[tuple[Client, S
         metrics=MetricsConfig(bind_address=None),
         store=dataclasses.replace(config.store, path=str(tmp_path / "chaos.db")),
         faults=FaultsConfig(
-            {name: CHAOS_RATES for name in ("debit", "credit", "refund", "reverse_credit")}
+            enabled=True,
+            activities={
+                name: CHAOS_RATES for name in ("debit", "credit", "refund", "reverse_credit")
+            },
         ),
     )
     stop = asyncio.Event()

@@ -41,10 +41,11 @@ async def two_hosts(
         metrics=MetricsConfig(bind_address=None),
         store=store_config,
         faults=FaultsConfig(
-            dict.fromkeys(
+            enabled=True,
+            activities=dict.fromkeys(
                 ("debit", "credit", "refund", "reverse_credit"),
                 FaultRates(fail_before_rate=0.1, fail_after_rate=0.1),
-            )
+            ),
         ),
     )
     stop = asyncio.Event()

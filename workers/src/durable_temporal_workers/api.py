@@ -184,7 +184,7 @@ def unavailable(detail: str) -> Problem:
 
 def faults_enabled(config: Config) -> bool:
     # faults.enabled turns fault injection on for tests; off, inputs may not ask for failures.
-    return bool(getattr(config.faults, "enabled", False))
+    return config.faults.enabled
 
 
 # --- the Temporal client ---------------------------------------------------------
@@ -311,6 +311,12 @@ class Schemas:
     def of(self, hint: Any, caps: Caps | None) -> dict[str, Any]:  # noqa: PLR0912
         """``caps`` None: a response, where nothing is capped."""
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is typing.Annotated:
+            # Annotated[int, limits(minimum=1)]: the decoder's bounds, merged as it merges them.
+            for meta in args[1:]:
+                if caps is not None and isinstance(meta, Mapping):
+                    caps = caps.merged(meta)
+            return self.of(args[0], caps)
         if origin in (typing.Union, types.UnionType):
             return {"anyOf": [self.of(a, caps) for a in args]}
         if origin is typing.Literal:
@@ -337,7 +343,8 @@ class Schemas:
         if hint is int:
             schema = {"type": "integer"}
             if caps is not None:
-                schema.update(minimum=-MAX_INT, maximum=MAX_INT)
+                schema["minimum"] = -MAX_INT if caps.minimum is None else caps.minimum
+                schema["maximum"] = MAX_INT if caps.maximum is None else caps.maximum
             return schema
         if hint is float:
             return {"type": "number"}
@@ -351,7 +358,7 @@ class Schemas:
         name = cls.__name__ + ("" if is_input else "Result")
         if name not in self.components:
             self.components[name] = {}  # recursion guard
-            hints = typing.get_type_hints(cls)
+            hints = typing.get_type_hints(cls, include_extras=True)
             fields = [f for f in dataclasses.fields(cls) if f.init]
             if is_input and self._hide_faults and issubclass(cls, WithFaults):
                 fields = [f for f in fields if f.name not in FAULT_FIELDS]
@@ -605,7 +612,7 @@ def create_app(  # noqa: PLR0915
                 409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
             )
 
-    async def status_of(workflow_id: str, described: Any) -> dict[str, Any]:
+    async def status_of(workflow_id: str, described: Any, fetch: bool = True) -> dict[str, Any]:
         status = described.status.name if described.status else "UNKNOWN"
         out: dict[str, Any] = {
             "workflow_id": workflow_id,
@@ -613,7 +620,7 @@ def create_app(  # noqa: PLR0915
             "workflow_type": described.workflow_type,
             "status": status,
         }
-        if status == "COMPLETED" or status in CLOSED_ERRORS:
+        if fetch and (status == "COMPLETED" or status in CLOSED_ERRORS):
             client = await temporal.client()
             handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(
                 workflow_id, run_id=described.run_id
@@ -673,17 +680,23 @@ def create_app(  # noqa: PLR0915
             float, Query(ge=0, le=MAX_WAIT_SECONDS, description="How long to wait for the end")
         ] = 0,
     ) -> Response:
-        described = await describe(workflow_id)
-        if described.status == WorkflowExecutionStatus.RUNNING and wait_seconds > 0:
+        ending: dict[str, Any] | None = None
+        if wait_seconds > 0:
+            # The long poll first, then one describe: two calls to Temporal, not four.
             client = await temporal.client()
             handle = client.get_workflow_handle(workflow_id)
             try:
                 async with asyncio.timeout(wait_seconds):
-                    await handle.result(follow_runs=True)
-            except (TimeoutError, WorkflowFailureError):
+                    ending = {"result": to_json(await handle.result(follow_runs=True))}
+            except TimeoutError:
                 pass
-            described = await describe(workflow_id)
-        out = await status_of(workflow_id, described)
+            except WorkflowFailureError as err:
+                ending = {"error": failure_info(err)}
+        described = await describe(workflow_id)
+        if ending is not None and described.status != WorkflowExecutionStatus.RUNNING:
+            out = {**await status_of(workflow_id, described, fetch=False), **ending}
+        else:
+            out = await status_of(workflow_id, described)
         return JSONResponse(out, status_code=202 if out["status"] == "RUNNING" else 200)
 
     responses[("/workflows/{workflow_id}/result", "get")] = {
@@ -818,9 +831,7 @@ def create_app(  # noqa: PLR0915
         **ok(200, "The account's new status", message_schema),
         **problems(409, 413, 422),
     }
-    bodies["/loyalty/{workflow_id}/points"] = points_body = schemas.request_body(points_spec, None)
-    # The update's validator refuses fewer than one point.
-    points_body["properties"]["points"]["minimum"] = 1
+    bodies["/loyalty/{workflow_id}/points"] = schemas.request_body(points_spec, None)
 
     @app.get(
         "/loyalty/{workflow_id}", summary="A loyalty account's status (query)", tags=["loyalty"]

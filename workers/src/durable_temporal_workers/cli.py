@@ -36,7 +36,7 @@ from durable_temporal_workers.config import (
 from durable_temporal_workers.connection import StartupError, connect, make_runtime
 from durable_temporal_workers.logs import setup_logging
 from durable_temporal_workers.registry import Registry, RegistryError
-from durable_temporal_workers.store import StoreUnavailable, open_store
+from durable_temporal_workers.store import SqliteStore, StoreUnavailable, open_store
 from durable_temporal_workers.worker import run_workers
 
 log = logging.getLogger("durable_temporal_workers")
@@ -162,6 +162,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     else:
         _print(effective)
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check the data of the side-effect store the workers would open."""
+    config = _config(args, load_registry())
+    path = Path(config.store.path)
+    if not config.store.url and not path.exists():
+        raise UsageError(f"store.path {path}: no such file")
+    try:
+        # Read as it is: a check changes nothing, not even an old file's tables.
+        store = open_store(config.store, upgrade=False)
+    except StoreUnavailable as err:
+        print(f"temporal-workers: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        problems = store.check()
+        notes = []
+        if isinstance(store, SqliteStore) and store.legacy_tables():
+            notes.append(
+                "made by an earlier version: the workers rebuild its tables as STRICT tables"
+                " at their next start" + (", once the problems are fixed" if problems else "")
+            )
+    finally:
+        store.close()
+    # store.url never carries a password: the config refuses one.
+    where = config.store.url or str(path)
+    _print({"store": where, "ok": not problems, "problems": problems, "notes": notes})
+    for problem in problems:
+        print(f"temporal-workers: store {where}: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def cmd_order(args: argparse.Namespace) -> int:
@@ -383,6 +413,16 @@ def _counts(text: str) -> dict[str, int]:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -479,6 +519,12 @@ def _add_worker_commands(p: _Parsers) -> None:
         [p.config],
     )
     check.add_argument("--format", choices=("json", "yaml"), default="json")
+    p.add(
+        "check",
+        cmd_check,
+        "check the side-effect store's data: integer cents and the audit (exit 1 on a problem)",
+        [p.config],
+    )
 
 
 def _add_order_and_saga_commands(p: _Parsers) -> None:
@@ -553,7 +599,7 @@ def _add_actor_commands(p: _Parsers) -> None:
     loyalty = p.add("loyalty", cmd_loyalty, "drive a LoyaltyWorkflow")
     actions = loyalty.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = actions.add_parser("start", parents=[p.config], help="start (or attach to) it")
-    start.add_argument("--points", type=int, default=0, help="starting points")
+    start.add_argument("--points", type=_non_negative_int, default=0, help="starting points")
     start.add_argument("--gold-threshold", type=_positive_int, metavar="POINTS")
     start.add_argument("--continue-as-new-after", type=_positive_int, metavar="UPDATES")
     add = actions.add_parser("add-point", parents=[p.config], help="update addLoyaltyPoint")

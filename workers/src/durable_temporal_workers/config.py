@@ -166,6 +166,9 @@ class TimeoutsConfig:
     workflow_run_seconds: float | None = _checked(None, _positive)
     workflow_task_seconds: float = _checked(10.0, _positive)
     activity_start_to_close_seconds: float = _checked(30.0, _positive)
+    # Every activity heartbeats while it runs (see policies.py), so a worker that dies
+    # mid-activity, or a cancel, is noticed within this long instead of start_to_close.
+    activity_heartbeat_seconds: float | None = _checked(6.0, _positive)
     # Per-activity start_to_close overrides, keyed by activity name.
     activities: Mapping[str, float] = field(default_factory=dict, metadata={"check": _positive})
 
@@ -196,7 +199,15 @@ def _compensations_never_give_up() -> dict[str, RetryOverride]:
     unlimited = RetryOverride(maximum_attempts=0)
     return {
         name: unlimited
-        for name in ("refund", "reverse_credit", "cancel_car", "cancel_hotel", "cancel_flight")
+        for name in (
+            "refund",
+            "reverse_credit",
+            "cancel_car",
+            "cancel_hotel",
+            "cancel_flight",
+            "refund_payment",
+            "cancel_shipment",
+        )
     }
 
 
@@ -227,6 +238,14 @@ class FaultRates:
 
 @dataclass(frozen=True)
 class FaultsConfig:
+    """Fault injection, a test tool: off unless a test deployment turns it on.
+
+    While ``enabled`` is false, workflow inputs that ask for failures
+    (``fail_times``, ``fail_after_commit_times``) are refused as InvalidInput,
+    so no client can make an activity, or a compensation, fail on purpose.
+    """
+
+    enabled: bool = False
     activities: Mapping[str, FaultRates] = _mapping()
 
 
@@ -281,6 +300,7 @@ ENV_VARS: dict[str, str] = {
     "TEMPORAL_WORKERS_WORKFLOW_RUN_TIMEOUT": "timeouts.workflow_run_seconds",
     "TEMPORAL_WORKERS_WORKFLOW_TASK_TIMEOUT": "timeouts.workflow_task_seconds",
     "TEMPORAL_WORKERS_ACTIVITY_TIMEOUT": "timeouts.activity_start_to_close_seconds",
+    "TEMPORAL_WORKERS_ACTIVITY_HEARTBEAT_TIMEOUT": "timeouts.activity_heartbeat_seconds",
     "TEMPORAL_WORKERS_RETRY_MAXIMUM_ATTEMPTS": "retries.default.maximum_attempts",
     "TEMPORAL_WORKERS_RETRY_INITIAL_INTERVAL": "retries.default.initial_interval_seconds",
     "TEMPORAL_WORKERS_RETRY_BACKOFF_COEFFICIENT": "retries.default.backoff_coefficient",
@@ -289,6 +309,7 @@ ENV_VARS: dict[str, str] = {
         "retries.default.non_retryable_error_types"
     ),
     "TEMPORAL_WORKERS_LOG_LEVEL": "logging.level",
+    "TEMPORAL_WORKERS_FAULTS_ENABLED": "faults.enabled",
 }
 
 
@@ -528,6 +549,11 @@ def _check_consistency(config: Config) -> None:
                 f"{path}.maximum_interval_seconds: must be at least initial_interval_seconds, "
                 f"got {_show(retry.maximum_interval_seconds)}"
             )
+    if config.faults.activities and not config.faults.enabled:
+        raise ConfigError(
+            "faults.activities: injects failures, which needs faults.enabled: true "
+            "(a test tool, off in production)"
+        )
     _check_store(config.store)
 
 

@@ -3,7 +3,12 @@
 Two sources: the workflow input's :class:`FaultPlan` (fail the first N
 attempts, counted with ``activity.info().attempt``, which the server keeps, so
 the count survives retries and worker restarts), and random rates from the
-``faults`` config section.
+``faults`` config section. Both only work where ``faults.enabled`` is set
+(see policies.py).
+
+An activity that retries for ever (the compensations) fails at most
+:data:`MAX_PLANNED_FAILURES_WITHOUT_RETRY_LIMIT` planned attempts, so no input
+can keep a refund from happening.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from durable_temporal_workers.config import FaultRates
 from durable_temporal_workers.models import FaultPlan
 
 INJECTED_FAILURE = "InjectedFailure"
+MAX_PLANNED_FAILURES_WITHOUT_RETRY_LIMIT = 3
 
 
 class FaultInjector:
@@ -40,6 +46,8 @@ class FaultInjector:
 
     def _maybe_fail(self, times: int, rate: float, when: str) -> None:
         info = activity.info()
+        if info.retry_policy is not None and info.retry_policy.maximum_attempts == 0:
+            times = min(times, MAX_PLANNED_FAILURES_WITHOUT_RETRY_LIMIT)
         if info.attempt <= times or (rate > 0 and self._rng.random() < rate):
             # Retryable on purpose: the retry policy decides what happens next.
             raise ApplicationError(

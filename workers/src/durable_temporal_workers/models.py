@@ -35,13 +35,23 @@ MAX_ITEMS = 100
 # Field metadata keys read by workflows/inputs.py.
 MAX_LENGTH = "max_length"
 MAX_ITEMS_KEY = "max_items"
+MINIMUM = "minimum"
+MAXIMUM = "maximum"
 
 
 def limits(
-    *, max_length: int | None = MAX_ID_LENGTH, max_items: int | None = MAX_ITEMS
+    *,
+    max_length: int | None = MAX_ID_LENGTH,
+    max_items: int | None = MAX_ITEMS,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> Mapping[str, int | None]:
-    """Dataclass field metadata overriding the input caps; None means no cap."""
-    return {MAX_LENGTH: max_length, MAX_ITEMS_KEY: max_items}
+    """Input caps, as dataclass field metadata or ``Annotated[int, limits(...)]``.
+
+    ``minimum`` and ``maximum`` bound an integer (or the integers of a list or
+    object) beyond the 64 bits every integer gets; None means no cap.
+    """
+    return {MAX_LENGTH: max_length, MAX_ITEMS_KEY: max_items, MINIMUM: minimum, MAXIMUM: maximum}
 
 
 @dataclass(frozen=True)
@@ -190,8 +200,9 @@ class SagaFailure:
 
 @dataclass(frozen=True)
 class SeedAccounts:
-    # An operator's bulk set-up, so more than the usual 100 entries.
-    balances_cents: dict[str, int] = field(metadata=limits(max_items=1_000))
+    # An operator's bulk set-up, so more than the usual 100 entries. A balance is
+    # never seeded below zero (only a compensation takes one there).
+    balances_cents: dict[str, int] = field(metadata=limits(max_items=1_000, minimum=0))
 
 
 # --- the side-effect store ---------------------------------------------------
@@ -243,22 +254,36 @@ class BalancesReport:
 
 # --- stateful actors ----------------------------------------------------------
 
-MACHINE_UP = "UP"
-MACHINE_DOWN = "DOWN"
+MachineState = Literal["UP", "DOWN"]
+MACHINE_UP: MachineState = "UP"
+MACHINE_DOWN: MachineState = "DOWN"
+# The signals MachineOperatorWorkflow takes (none carries an argument).
+MachineSignal = Literal["setUp", "tearDown", "complete"]
+SET_UP: MachineSignal = "setUp"
+TEAR_DOWN: MachineSignal = "tearDown"
+COMPLETE: MachineSignal = "complete"
+# Counts of runs, signals and updates: at least 1.
+AT_LEAST_ONE = limits(minimum=1)
 
 
 @dataclass(frozen=True)
 class MachineCarryOver:
-    """Start options of MachineOperatorWorkflow, and the state each run hands to the next."""
+    """Start options of MachineOperatorWorkflow, and the state each run hands to the next.
 
-    state: str = MACHINE_DOWN
+    Only known states and signals: anything else would sit in the workflow for
+    good, ignoring every signal.
+    """
+
+    state: MachineState = MACHINE_DOWN
     # Signals received but not yet processed when the previous run ended. No
     # cap: the workflow writes this itself at continue-as-new, and refusing it
     # would end the machine's workflow.
-    pending_signals: list[str] = field(default_factory=list, metadata=limits(max_items=None))
+    pending_signals: list[MachineSignal] = field(
+        default_factory=list, metadata=limits(max_items=None)
+    )
     # Continue as new after this many signals in one run (or when the server suggests it).
-    continue_as_new_after: int = 500
-    run_number: int = 1
+    continue_as_new_after: int = field(default=500, metadata=AT_LEAST_ONE)
+    run_number: int = field(default=1, metadata=AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
@@ -266,8 +291,8 @@ class LoyaltyAccount:
     """Start input of LoyaltyWorkflow, and the state each run hands to the next."""
 
     customer_id: str
-    points: int = 0
-    gold_threshold: int = 10
+    points: int = field(default=0, metadata=limits(minimum=0))
+    gold_threshold: int = field(default=10, metadata=AT_LEAST_ONE)
     # Continue as new after this many updates in one run (or when the server suggests it).
-    continue_as_new_after: int = 500
-    run_number: int = 1
+    continue_as_new_after: int = field(default=500, metadata=AT_LEAST_ONE)
+    run_number: int = field(default=1, metadata=AT_LEAST_ONE)

@@ -23,12 +23,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from temporalio.exceptions import ApplicationError
+
 from durable_temporal_workers.config import StoreConfig
 from durable_temporal_workers.models import EffectReport, KindReport, Outcome, Receipt
 
 
 class StoreError(Exception):
-    """A request the store refuses; retrying it cannot help."""
+    """A request the store refuses; retrying it cannot help.
+
+    ``account`` and ``amount_cents`` say what was refused, when there is one.
+    """
+
+    def __init__(self, message: str, account: str | None = None, amount_cents: int = 0) -> None:
+        super().__init__(message)
+        self.account = account
+        self.amount_cents = amount_cents
+
+    def application_error(self) -> ApplicationError:
+        """The activity failure for this refusal: non-retryable, typed by its class name."""
+        return ApplicationError(
+            str(self),
+            {"account": self.account, "amount_cents": self.amount_cents},
+            type=type(self).__name__,
+            non_retryable=True,
+        )
 
 
 class StoreUnavailable(Exception):
@@ -41,6 +60,27 @@ class AccountNotFound(StoreError):
 
 class InsufficientFunds(StoreError):
     pass
+
+
+class AmountOutOfRange(StoreError):
+    """An amount, or the balance it would leave, does not fit a signed 64-bit integer."""
+
+
+class NegativeAmount(StoreError):
+    """A negative amount where it has no meaning: a seeded balance, a charge."""
+
+
+# Amounts and balances are signed 64-bit integers in both databases; the store
+# refuses what would leave that range instead of letting the database fail (or,
+# in an old SQLite file, turn the balance into a float).
+MAX_CENTS = 2**63 - 1
+# Integer division truncates toward zero in both databases, so an amount is
+# (amount / _HALF) * _HALF plus a remainder smaller than _HALF either way.
+_HALF = 2**32
+
+
+class _RolledBack(Exception):
+    """Leaves a transaction without committing it."""
 
 
 # Ledger kind of the entry a skipped compensation leaves under the key of the step it
@@ -90,22 +130,27 @@ class Store(Protocol):
         """The request log for keys starting with ``key_prefix``, oldest first."""
         ...
 
+    def check(self) -> list[str]:
+        """What is wrong with the stored data (not integer cents, the audit); [] if nothing."""
+        ...
+
     def close(self) -> None:
         """Release connections; calls already running may finish."""
         ...
 
 
-def open_store(config: StoreConfig) -> Store:
+def open_store(config: StoreConfig, *, upgrade: bool = True) -> Store:
     """PostgreSQL when ``store.url`` is set, else the SQLite file at ``store.path``.
 
-    Raises StoreUnavailable when the store cannot be opened.
+    Raises StoreUnavailable when the store cannot be opened. Without ``upgrade``,
+    a SQLite file made by an earlier version is read as it is (for a check).
     """
     if config.url:
         # Imported here so SQLite-only processes never load psycopg.
         from durable_temporal_workers.store_postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore(config.url, config.password_file)
-    return SqliteStore(config.path)
+    return SqliteStore(config.path, upgrade=upgrade)
 
 
 # --- the logic, once for both databases -------------------------------------------
@@ -166,7 +211,7 @@ class SqlStore(ABC):
             if existing is not None:
                 _log(tx, effect.key, effect.kind, "duplicate")
                 return _receipt(effect.key, existing, "duplicate")
-            refusal = _refusal(tx, effect, require_funds)
+            refusal = _amount_refusal(effect) or _refusal(tx, effect, require_funds)
             if refusal is None:
                 receipt = _insert(tx, effect, reverts=None)
                 _log(tx, effect.key, effect.kind, "applied")
@@ -196,33 +241,55 @@ class SqlStore(ABC):
                 return Receipt(key=key, outcome="skipped")
             _, _, subject, account, amount, detail = original
             undo = Effect(key, kind, subject, -amount, account, detail)
-            receipt = _insert(tx, undo, reverts=original_key)
-            _log(tx, key, kind, "applied")
-            return receipt
+            refusal = _refusal(tx, undo, require_funds=False)
+            if refusal is None:
+                receipt = _insert(tx, undo, reverts=original_key)
+                _log(tx, key, kind, "applied")
+                return receipt
+            _log(tx, key, kind, "rejected")
+        raise refusal
 
     def seed_accounts(self, balances: Mapping[str, int], key_prefix: str) -> dict[str, int]:
+        """Refused as a whole if any target is negative, past 64 bits, or needs an entry
+        past 64 bits: the transaction is rolled back, then the refused keys are logged."""
+        refusals: list[tuple[str, StoreError]] = []
+        try:
+            with self._transaction(write=True) as tx:
+                # Sorted, so concurrent seeds lock shared accounts in the same order.
+                for account, target in sorted(balances.items()):
+                    key = f"{key_prefix}:{account}"
+                    tx.lock_key(key)
+                    # Created first so that the row lock below also covers a new account.
+                    tx.execute(
+                        "INSERT INTO accounts (id, balance_cents) VALUES (?, 0)"
+                        " ON CONFLICT (id) DO NOTHING",
+                        (account,),
+                    )
+                    if _find(tx, key) is not None:
+                        _log(tx, key, "seed", "duplicate")
+                        continue
+                    current = tx.one(
+                        "SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update,
+                        (account,),
+                    )
+                    assert current is not None  # inserted above
+                    refusal = _seed_refusal(account, target, current[0])
+                    if refusal is not None:
+                        refusals.append((key, refusal))
+                        continue
+                    # Seeding is a ledger entry too, so balances always equal the
+                    # sum of their entries and the audit in report() holds.
+                    _insert(tx, Effect(key, "seed", account, target - current[0], account), None)
+                    _log(tx, key, "seed", "applied")
+                if refusals:
+                    raise _RolledBack
+                return _balances(tx)
+        except _RolledBack:
+            pass
         with self._transaction(write=True) as tx:
-            # Sorted, so concurrent seeds lock shared accounts in the same order.
-            for account, target in sorted(balances.items()):
-                key = f"{key_prefix}:{account}"
-                tx.lock_key(key)
-                tx.execute(
-                    "INSERT INTO accounts (id, balance_cents) VALUES (?, 0)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (account,),
-                )
-                if _find(tx, key) is not None:
-                    _log(tx, key, "seed", "duplicate")
-                    continue
-                current = tx.one(
-                    "SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update, (account,)
-                )
-                assert current is not None  # inserted above
-                # Seeding is a ledger entry too, so balances always equal the
-                # sum of their entries and the audit in report() holds.
-                _insert(tx, Effect(key, "seed", account, target - current[0], account), None)
-                _log(tx, key, "seed", "applied")
-            return _balances(tx)
+            for key, _ in refusals:
+                _log(tx, key, "seed", "rejected")
+        raise refusals[0][1]
 
     def balances(self) -> dict[str, int]:
         with self._transaction(write=False) as tx:
@@ -243,12 +310,20 @@ class SqlStore(ABC):
                 "SELECT COUNT(*) FROM (SELECT key FROM requests WHERE outcome = 'applied'"
                 " GROUP BY key HAVING COUNT(*) > 1) AS repeated"
             ) or (0,)
+            # SQLite's SUM fails on an intermediate result past 64 bits, and it adds in
+            # no set order; the high and low 32 bits of each amount are summed apart
+            # (neither sum can overflow) and put together here, exactly.
             unbalanced = sorted(
                 account
-                for (account,) in tx.execute(
-                    "SELECT a.id FROM accounts a LEFT JOIN ledger l ON l.account = a.id"
-                    " GROUP BY a.id HAVING a.balance_cents != COALESCE(SUM(l.amount_cents), 0)"
+                for account, balance, high, low in tx.execute(
+                    "SELECT a.id, a.balance_cents,"
+                    f" COALESCE(SUM(l.amount_cents / {_HALF}), 0),"
+                    f" COALESCE(SUM(l.amount_cents - l.amount_cents / {_HALF} * {_HALF}), 0)"
+                    " FROM accounts a LEFT JOIN ledger l ON l.account = a.id"
+                    " GROUP BY a.id, a.balance_cents"
                 )
+                # PostgreSQL's SUM of BIGINT is NUMERIC (a Decimal): int() is exact.
+                if balance != int(high) * _HALF + int(low)
             )
         return EffectReport(
             requested=sum(k.requested for k in by_kind.values()),
@@ -258,6 +333,25 @@ class SqlStore(ABC):
             unbalanced_accounts=unbalanced,
             by_kind=by_kind,
         )
+
+    def check(self) -> list[str]:
+        with self._transaction(write=False) as tx:
+            problems = self._non_integer(tx)
+        if problems:
+            # The audit below compares amounts; it means nothing until they are integers.
+            return problems
+        report = self.report()
+        problems += [
+            f"account {account!r}: balance differs from the sum of its ledger entries"
+            for account in report.unbalanced_accounts
+        ]
+        if report.duplicated:
+            problems.append(f"{report.duplicated} keys were applied more than once")
+        return problems
+
+    def _non_integer(self, tx: Session) -> list[str]:
+        """Stored amounts that are not integers; none where the column types rule them out."""
+        return []
 
     def requests(self, key_prefix: str) -> list[RequestRecord]:
         with self._transaction(write=False) as tx:
@@ -285,18 +379,68 @@ def _receipt(key: str, row: _LedgerRow, outcome: Outcome) -> Receipt:
     return Receipt(key=key, outcome=outcome, seq=seq, amount_cents=amount, detail=detail)
 
 
+def _amount_refusal(effect: Effect) -> StoreError | None:
+    """What is wrong with the amount itself, before the database is asked anything."""
+    what = f"{effect.kind} {effect.key!r}"
+    if effect.account is not None:
+        what += f" of account {effect.account!r}"
+    if abs(effect.amount_cents) > MAX_CENTS:
+        return AmountOutOfRange(
+            f"{what}: {effect.amount_cents} cents is past 2^63 - 1 either way",
+            effect.account,
+            effect.amount_cents,
+        )
+    if effect.account is None and effect.amount_cents < 0:
+        # Charges and the like move no balance: a negative one means nothing.
+        return NegativeAmount(
+            f"{what}: {effect.amount_cents} cents is negative", None, effect.amount_cents
+        )
+    return None
+
+
 def _refusal(tx: Session, effect: Effect, require_funds: bool) -> StoreError | None:
     if effect.account is None:
         return None
+    account, amount = effect.account, effect.amount_cents
     # Locked until commit, so the balance checked is the balance updated.
-    row = tx.one(
-        "SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update, (effect.account,)
-    )
+    row = tx.one("SELECT balance_cents FROM accounts WHERE id = ?" + tx.for_update, (account,))
     if row is None:
-        return AccountNotFound(f"account {effect.account!r} does not exist")
-    if require_funds and row[0] + effect.amount_cents < 0:
+        return AccountNotFound(f"account {account!r} does not exist", account, amount)
+    balance: int = row[0]
+    if require_funds and balance + amount < 0:
         return InsufficientFunds(
-            f"account {effect.account!r} has {row[0]} cents, needs {-effect.amount_cents}"
+            f"account {account!r} has {balance} cents, needs {-amount}", account, amount
+        )
+    if abs(balance + amount) > MAX_CENTS:
+        return AmountOutOfRange(
+            f"{effect.kind} of {amount} cents would take the balance of account {account!r}"
+            f" ({balance} cents) past 2^63 - 1 either way",
+            account,
+            amount,
+        )
+    return None
+
+
+def _seed_refusal(account: str, target: int, current: int) -> StoreError | None:
+    if target < 0:
+        return NegativeAmount(
+            f"seed of account {account!r}: a balance of {target} cents is negative",
+            account,
+            target,
+        )
+    if target > MAX_CENTS:
+        return AmountOutOfRange(
+            f"seed of account {account!r}: a balance of {target} cents is past 2^63 - 1",
+            account,
+            target,
+        )
+    if abs(target - current) > MAX_CENTS:
+        # The ledger entry is the difference, and it must fit the column too.
+        return AmountOutOfRange(
+            f"seed of account {account!r}: from {current} to {target} cents is a change"
+            " past 2^63 - 1",
+            account,
+            target,
         )
     return None
 
@@ -340,12 +484,14 @@ def _balances(tx: Session) -> dict[str, int]:
 
 # --- SQLite -------------------------------------------------------------------------
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
+# STRICT: a column holds its declared type or the write fails. A plain INTEGER
+# column let an overflowing balance become a float, silently and for good.
+_SQLITE_TABLES = {
+    "accounts": """(
     id TEXT PRIMARY KEY,
     balance_cents INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger (
+) STRICT""",
+    "ledger": """(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
@@ -354,22 +500,108 @@ CREATE TABLE IF NOT EXISTS ledger (
     amount_cents INTEGER NOT NULL,
     detail TEXT NOT NULL,
     reverts TEXT,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-CREATE TABLE IF NOT EXISTS requests (
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- Without an account an amount is a charge (not negative) or the refund of one.
+    CONSTRAINT ledger_unowned_amount_not_negative
+        CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0)
+) STRICT""",
+    "requests": """(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
     kind TEXT NOT NULL,
     outcome TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-CREATE INDEX IF NOT EXISTS requests_key ON requests (key);
-"""
+) STRICT""",
+}
+_SQLITE_INDEX = "CREATE INDEX IF NOT EXISTS requests_key ON requests (key)"
+_SQLITE_SCHEMA = (
+    "".join(f"CREATE TABLE IF NOT EXISTS {name} {body};\n" for name, body in _SQLITE_TABLES.items())
+    + _SQLITE_INDEX
+    + ";\n"
+)
+# Columns that must hold integers, and the column naming a row in a report.
+_SQLITE_INTEGER_COLUMNS = (
+    ("accounts", "id", "balance_cents"),
+    ("ledger", "key", "amount_cents"),
+    ("ledger", "key", "seq"),
+    ("requests", "key", "seq"),
+)
+
+
+def _sqlite_non_integer(conn: sqlite3.Connection) -> list[str]:
+    """Values in integer columns that are not integers (only a store made before STRICT has any)."""
+    problems = []
+    for table, name, column in _SQLITE_INTEGER_COLUMNS:
+        rows = conn.execute(
+            f"SELECT {name}, {column}, typeof({column}) FROM {table}"
+            f" WHERE typeof({column}) != 'integer' ORDER BY {name} LIMIT 11"
+        ).fetchall()
+        for row_name, value, kind in rows[:10]:
+            problems.append(
+                f"{table} {row_name!r}: {column} is {kind} {value!r}, not integer cents"
+            )
+        if len(rows) > 10:
+            problems.append(f"{table}: more rows whose {column} is not an integer")
+    return problems
+
+
+def _sqlite_legacy_tables(conn: sqlite3.Connection) -> list[str]:
+    """The store's tables that are not STRICT: made by a version before STRICT tables."""
+    rows = conn.execute("PRAGMA main.table_list").fetchall()
+    # Columns: schema, name, type, ncol, wr (without rowid), strict.
+    return [row[1] for row in rows if row[1] in _SQLITE_TABLES and not row[5]]
+
+
+def _sqlite_upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Rebuild the tables of a store made before STRICT tables as STRICT tables.
+
+    Refused (StoreUnavailable, nothing changed) when a value is not an integer:
+    such a store needs an operator, who finds the values in the message and with
+    ``temporal-workers check``.
+    """
+    # Tables are dropped and renamed below; the foreign key from the ledger must not
+    # follow them. The pragma is a no-op inside a transaction, so it goes first.
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        conn.execute("PRAGMA foreign_keys=ON")
+        raise
+    try:
+        # Another worker on this file may have done it while we waited for the lock.
+        legacy = _sqlite_legacy_tables(conn)
+        problems = _sqlite_non_integer(conn) if legacy else []
+        if problems:
+            raise StoreUnavailable(
+                f"store.path {path}: made by an earlier version and holds values that are"
+                f" not integer cents, so it is not used until they are corrected"
+                f" (temporal-workers check lists them): {'; '.join(problems)}"
+            )
+        for table in legacy:
+            columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+            conn.execute(f"CREATE TABLE {table}_strict {_SQLITE_TABLES[table]}")
+            conn.execute(f"INSERT INTO {table}_strict ({columns}) SELECT {columns} FROM {table}")
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE {table}_strict RENAME TO {table}")
+        conn.execute(_SQLITE_INDEX)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreUnavailable(f"store.path {path}: ledger rows name missing accounts")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
 
 
 class _SqliteSession(Session):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._conn.execute(sql, params).fetchall()
@@ -397,7 +629,12 @@ class SqliteStore(SqlStore):
     # Idle connections kept; more are opened when more threads write at once.
     max_idle_connections = 16
 
-    def __init__(self, path: str | Path, busy_timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, busy_timeout_seconds: float = 10.0, *, upgrade: bool = True
+    ) -> None:
+        """``upgrade``: rebuild the tables of a file made before STRICT tables (or refuse
+        it when it holds values that are not integers); without it, leave them as they are.
+        """
         self.path = Path(path)
         self._busy_timeout = busy_timeout_seconds
         self._idle: list[sqlite3.Connection] = []
@@ -408,8 +645,19 @@ class SqliteStore(SqlStore):
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SQLITE_SCHEMA)
+                if upgrade and _sqlite_legacy_tables(conn):
+                    _sqlite_upgrade(conn, self.path)
         except (OSError, sqlite3.Error) as err:
             raise StoreUnavailable(f"store.path {self.path}: {err}") from err
+
+    def _non_integer(self, tx: Session) -> list[str]:
+        assert isinstance(tx, _SqliteSession)
+        return _sqlite_non_integer(tx.connection)
+
+    def legacy_tables(self) -> list[str]:
+        """Tables made before STRICT tables; only when opened without ``upgrade``."""
+        with self._connect() as conn:
+            return _sqlite_legacy_tables(conn)
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,9 @@ there is no retry loop to get right, and unrelated keys never conflict.
 Locks are taken keys first, then accounts in sorted order, so they cannot
 deadlock.
 
+Amounts are BIGINT, which PostgreSQL keeps exact and refuses to overflow; the
+shared logic refuses an overflow before the database would.
+
 Errors after start-up (connection lost, database restarting, pool exhausted)
 are psycopg or pool exceptions, not StoreError, so Temporal retries the
 activity; the pool checks a connection before lending it and replaces broken
@@ -47,8 +50,21 @@ _SCHEMA = (
         amount_cents BIGINT NOT NULL,
         detail TEXT NOT NULL,
         reverts TEXT,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        CONSTRAINT ledger_unowned_amount_not_negative
+            CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0)
     )""",
+    # A database made by an earlier version has the table without the constraint.
+    # Adding it checks the rows already there: one that breaks it stops the start.
+    """DO $$ BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_constraint
+            WHERE conrelid = 'ledger'::regclass AND conname = 'ledger_unowned_amount_not_negative'
+        ) THEN
+            ALTER TABLE ledger ADD CONSTRAINT ledger_unowned_amount_not_negative
+                CHECK (account IS NOT NULL OR reverts IS NOT NULL OR amount_cents >= 0);
+        END IF;
+    END $$""",
     "CREATE INDEX IF NOT EXISTS ledger_account ON ledger (account)",
     """CREATE TABLE IF NOT EXISTS requests (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

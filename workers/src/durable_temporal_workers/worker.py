@@ -15,7 +15,7 @@ from durable_temporal_workers.config import Config
 from durable_temporal_workers.connection import connect, make_runtime
 from durable_temporal_workers.deps import ActivityDeps
 from durable_temporal_workers.faults import FaultInjector
-from durable_temporal_workers.policies import ActivityPolicyInterceptor
+from durable_temporal_workers.policies import ActivityPolicyInterceptor, heartbeat_interval
 from durable_temporal_workers.registry import QueuePlan, Registry
 from durable_temporal_workers.store import open_store
 
@@ -31,6 +31,9 @@ def build_workers(
 ) -> list[Worker]:
     interceptor = ActivityPolicyInterceptor(config)
     tuning = config.worker
+    # The SDK sends at most one heartbeat per throttle interval (by default 0.8 of the
+    # heartbeat timeout), which would leave one late heartbeat no room.
+    throttle = heartbeat_interval(config) or timedelta(seconds=60)
     owners: dict[type, object] = {}
     workers = []
     for plan in plans:
@@ -51,6 +54,8 @@ def build_workers(
                 max_concurrent_workflow_task_polls=tuning.max_concurrent_workflow_task_polls,
                 # On shutdown: stop polling, give running activities this long.
                 graceful_shutdown_timeout=timedelta(seconds=tuning.drain_timeout_seconds),
+                max_heartbeat_throttle_interval=throttle,
+                default_heartbeat_throttle_interval=throttle,
             )
         )
         log.info(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from durable_temporal_workers.models import MACHINE_DOWN, MACHINE_UP, MACHINES
+from durable_temporal_workers.models import MACHINE_DOWN, MACHINE_UP, MACHINES, MachineState
 from durable_temporal_workers.registry import registry
 
 
 @registry.activity(queue=MACHINES, name="BringUpMachine")
-async def bring_up_machine(machine_id: str) -> str:
+async def bring_up_machine(machine_id: str) -> MachineState:
     # Stands in for real provisioning, which must be idempotent too: the
     # activity may run again after a worker crash.
     activity.logger.info("bringing up machine %s", machine_id)
@@ -17,6 +17,6 @@ async def bring_up_machine(machine_id: str) -> str:
 
 
 @registry.activity(queue=MACHINES, name="TearDownMachine")
-async def tear_down_machine(machine_id: str) -> str:
+async def tear_down_machine(machine_id: str) -> MachineState:
     activity.logger.info("tearing down machine %s", machine_id)
     return MACHINE_DOWN

@@ -1,4 +1,4 @@
-"""Order activities: validate, charge, ship, notify."""
+"""Order activities: validate, charge, ship, notify, and the undo of charge and shipment."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from durable_temporal_workers.models import (
     Charge,
     Notification,
     Order,
+    Receipt,
     Shipment,
 )
 from durable_temporal_workers.registry import registry
-from durable_temporal_workers.store import Effect
+from durable_temporal_workers.store import MAX_CENTS, Effect, StoreError
 
 INVALID_ORDER = "InvalidOrder"
 
@@ -33,6 +34,9 @@ def order_problems(order: Order) -> list[str]:
             problems.append(f"item {item.sku!r} has a negative price")
     if not (order.address or "").strip():
         problems.append("the shipping address is missing")
+    if abs(order.total_cents) > MAX_CENTS:
+        # The charge could never be stored: an invalid order, not a retried charge.
+        problems.append(f"its total of {order.total_cents} cents is past 2^63 - 1")
     return problems
 
 
@@ -60,8 +64,12 @@ class OrderActivities:
         charge = Effect(
             key, "charge", order.order_id, order.total_cents, detail=reference("CH", key)
         )
-        # The store blocks (SQLite); keep it off the event loop other activities share.
-        receipt = await asyncio.to_thread(self._store.apply, charge)
+        try:
+            # The store blocks (SQLite); keep it off the event loop other activities share.
+            receipt = await asyncio.to_thread(self._store.apply, charge)
+        except StoreError as err:
+            # The same order is refused the same way on every attempt.
+            raise err.application_error() from err
         activity.logger.info(
             "charge %s for %s: %s", receipt.detail, order.order_id, receipt.outcome
         )
@@ -92,3 +100,22 @@ class OrderActivities:
         # Stands in for an e-mail; the address is not logged, it is personal data.
         activity.logger.info("notification for %s: %s", notification.order_id, receipt.outcome)
         self._faults.after_effect(notification.faults)
+
+    # --- compensations: no-ops when their step never took effect ------------------
+
+    @registry.activity(queue=ORDERS)
+    async def refund_payment(self, order: Order) -> Receipt:
+        return await self._revert("charge_payment", order)
+
+    @registry.activity(queue=ORDERS)
+    async def cancel_shipment(self, order: Order) -> Receipt:
+        return await self._revert("ship_order", order)
+
+    async def _revert(self, step: str, order: Order) -> Receipt:
+        self._faults.before_effect(order.faults)
+        info = activity.info()
+        key, original = effect_key(), effect_key(step)
+        receipt = await asyncio.to_thread(self._store.revert, key, info.activity_type, original)
+        activity.logger.info("%s for %s: %s", info.activity_type, order.order_id, receipt.outcome)
+        self._faults.after_effect(order.faults)
+        return receipt

@@ -84,7 +84,11 @@ class SagaActivities:
     @registry.activity(queue=SAGAS)
     async def seed_accounts(self, seed: SeedAccounts) -> dict[str, int]:
         prefix = effect_key()
-        return await asyncio.to_thread(self._store.seed_accounts, seed.balances_cents, prefix)
+        try:
+            return await asyncio.to_thread(self._store.seed_accounts, seed.balances_cents, prefix)
+        except StoreError as err:
+            # A negative or overflowing balance: the same seed fails the same way again.
+            raise err.application_error() from err
 
     @registry.activity(queue=SAGAS)
     async def read_balances(self) -> BalancesReport:
@@ -115,8 +119,10 @@ class SagaActivities:
                 self._store.apply, effect, require_funds=require_funds
             )
         except StoreError as err:
-            # Missing account, insufficient funds: retrying cannot fix these.
-            raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from err
+            # Missing account, insufficient funds, a balance past 64 bits: retrying
+            # cannot fix these.
+            refusal: ApplicationError = err.application_error()
+            raise refusal from err
         activity.logger.info("%s %s: %s", effect.kind, effect.key, receipt.outcome)
         self._faults.after_effect(faults)
         return receipt

@@ -42,6 +42,8 @@ from durable_temporal_workers.models import (
     MAX_ITEMS,
     MAX_ITEMS_KEY,
     MAX_LENGTH,
+    MAXIMUM,
+    MINIMUM,
 )
 
 INVALID_INPUT = "InvalidInput"
@@ -60,13 +62,23 @@ H = typing.TypeVar("H", bound=Callable[..., Any])
 class Caps:
     max_length: int | None = MAX_ID_LENGTH
     max_items: int | None = MAX_ITEMS
+    # Bounds of an integer, or of the integers in a list or object.
+    minimum: int | None = None
+    maximum: int | None = None
 
     @staticmethod
     def of(f: dataclasses.Field[Any]) -> Caps:
-        meta = f.metadata
+        return DEFAULT_CAPS.merged(f.metadata)
+
+    def merged(self, meta: Mapping[str, Any]) -> Caps:
+        """These caps, with those that ``meta`` (from ``models.limits``) sets."""
+        if not meta:
+            return self
         return Caps(
-            meta.get(MAX_LENGTH, MAX_ID_LENGTH) if meta else MAX_ID_LENGTH,
-            meta.get(MAX_ITEMS_KEY, MAX_ITEMS) if meta else MAX_ITEMS,
+            meta.get(MAX_LENGTH, self.max_length),
+            meta.get(MAX_ITEMS_KEY, self.max_items),
+            meta.get(MINIMUM, self.minimum),
+            meta.get(MAXIMUM, self.maximum),
         )
 
 
@@ -105,7 +117,8 @@ class InputSpec:
 
     def __init__(self, workflow_name: str, fn: Callable[..., Any]) -> None:
         self.workflow_name = workflow_name
-        hints = typing.get_type_hints(fn)
+        # With extras: a parameter's bounds come as Annotated[int, limits(...)].
+        hints = typing.get_type_hints(fn, include_extras=True)
         params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
         for p in params:
             if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
@@ -159,17 +172,25 @@ class InputSpec:
         return values
 
     def _error(self, problems: _Problems) -> ApplicationError:
-        shown = problems.found[:MAX_PROBLEMS]
-        text = "; ".join(f"{path}: {problem}" if path else problem for path, problem in shown)
-        if len(problems.found) > MAX_PROBLEMS:
-            text += f"; and {len(problems.found) - MAX_PROBLEMS} more problems"
-        return ApplicationError(
-            f"invalid {self.workflow_name} input: {text}",
-            *({"field": path or "input", "problem": problem} for path, problem in shown),
-            type=INVALID_INPUT,
-            # The same input fails the same way on every attempt.
-            non_retryable=True,
-        )
+        return invalid_input(self.workflow_name, problems.found)
+
+
+def invalid_input(name: str, problems: Sequence[tuple[str, str]]) -> ApplicationError:
+    """The InvalidInput error of workflow, signal or update ``name``: (field, problem) pairs.
+
+    Also for checks that need workflow state, such as an update's validator.
+    """
+    shown = problems[:MAX_PROBLEMS]
+    text = "; ".join(f"{path}: {problem}" if path else problem for path, problem in shown)
+    if len(problems) > MAX_PROBLEMS:
+        text += f"; and {len(problems) - MAX_PROBLEMS} more problems"
+    return ApplicationError(
+        f"invalid {name} input: {text}",
+        *({"field": path or "input", "problem": problem} for path, problem in shown),
+        type=INVALID_INPUT,
+        # The same input fails the same way on every attempt.
+        non_retryable=True,
+    )
 
 
 def strict_inputs(cls: T, workflow_name: str) -> T:
@@ -324,6 +345,11 @@ def _convert(hint: Any, value: Any, path: str, caps: Caps, problems: _Problems) 
 
 def _convert_or_raise(hint: Any, value: Any, path: str, caps: Caps, problems: _Problems) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        for extra in args[1:]:
+            if isinstance(extra, Mapping):
+                caps = caps.merged(extra)
+        return _convert_or_raise(args[0], value, path, caps, problems)
     if origin in (typing.Union, types.UnionType):
         return _convert_union(hint, value, path, caps, problems)
     if origin is typing.Literal:
@@ -405,7 +431,7 @@ def _convert_scalar(hint: Any, value: Any, caps: Caps) -> Any:
             raise _Invalid(f"at most {caps.max_length} characters, got {len(value)}")
         return value
     if hint is int or hint is float:
-        return _convert_number(hint, value)
+        return _convert_number(hint, value, caps)
     if hint is bool:
         if not isinstance(value, bool):
             raise _Invalid(f"expected true or false, got {_show(value)}")
@@ -417,7 +443,7 @@ def _convert_scalar(hint: Any, value: Any, caps: Caps) -> Any:
     raise _Invalid(f"cannot read input of type {hint!r}")  # ruled out by _check_supported
 
 
-def _convert_number(hint: type[int] | type[float], value: Any) -> int | float:
+def _convert_number(hint: type[int] | type[float], value: Any, caps: Caps) -> int | float:
     # bool is an int in Python, but not in JSON; and "100" is not a number.
     accepted = (int,) if hint is int else (int, float)
     if not isinstance(value, accepted) or isinstance(value, bool):
@@ -427,6 +453,10 @@ def _convert_number(hint: type[int] | type[float], value: Any) -> int | float:
         raise _Invalid("out of range (at most 2^63 - 1 either way)")
     if not math.isfinite(value):
         raise _Invalid(f"expected a finite number, got {value}")
+    if caps.minimum is not None and value < caps.minimum:
+        raise _Invalid(f"must be at least {caps.minimum}, got {_show(value)}")
+    if caps.maximum is not None and value > caps.maximum:
+        raise _Invalid(f"must be at most {caps.maximum}, got {_show(value)}")
     return value if hint is int else float(value)
 
 
@@ -438,7 +468,9 @@ def _check_count(count: int, caps: Caps, what: str) -> None:
 def _check_supported(hint: Any, where: str, seen: frozenset[Any] = frozenset()) -> None:
     """Fail at import time, not at a client's first start, on a type not handled here."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
+    if origin is typing.Annotated:
+        _check_supported(args[0], where, seen)
+    elif origin in (typing.Union, types.UnionType):
         for arg in args:
             _check_supported(arg, where, seen)
     elif origin is typing.Literal:
@@ -462,7 +494,7 @@ def _check_supported(hint: Any, where: str, seen: frozenset[Any] = frozenset()) 
 @functools.cache
 def _hints(cls: Any) -> Mapping[str, Any]:
     # Pure, so sharing it between workflows (and with replay) is safe.
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 # --- messages ------------------------------------------------------------------
@@ -499,6 +531,8 @@ def _show(value: Any) -> str:
 
 def _describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _describe(args[0])
     if origin is typing.Literal:
         return "one of " + ", ".join(json.dumps(a) for a in args)
     if origin in (typing.Union, types.UnionType):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from durable_temporal_workers.models import LOYALTY, LoyaltyAccount
+    from durable_temporal_workers.models import AT_LEAST_ONE, LOYALTY, LoyaltyAccount
     from durable_temporal_workers.registry import registry
-    from durable_temporal_workers.workflows.inputs import MAX_INT, strict_update
+    from durable_temporal_workers.workflows.inputs import MAX_INT, invalid_input, strict_update
+
+ADD_LOYALTY_POINT = "addLoyaltyPoint"
 
 
 @registry.workflow(queue=LOYALTY)
@@ -30,7 +33,7 @@ class LoyaltyWorkflow:
 
     @workflow.run
     async def run(self, account: LoyaltyAccount) -> None:
-        limit = max(1, account.continue_as_new_after)
+        limit = account.continue_as_new_after  # at least 1, checked with the input
         await workflow.wait_condition(
             lambda: self._updates >= limit or workflow.info().is_continue_as_new_suggested()
         )
@@ -41,9 +44,9 @@ class LoyaltyWorkflow:
             dataclasses.replace(account, points=self._points, run_number=account.run_number + 1)
         )
 
-    @workflow.update(name="addLoyaltyPoint")
-    @strict_update("addLoyaltyPoint")
-    def add_loyalty_point(self, points: int = 1) -> str:
+    @workflow.update(name=ADD_LOYALTY_POINT)
+    @strict_update(ADD_LOYALTY_POINT)
+    def add_loyalty_point(self, points: Annotated[int, AT_LEAST_ONE] = 1) -> str:
         was_gold = self._is_gold()
         self._points += points
         self._updates += 1
@@ -57,14 +60,14 @@ class LoyaltyWorkflow:
         return self._message
 
     @add_loyalty_point.validator
-    @strict_update("addLoyaltyPoint")
-    def validate_add_loyalty_point(self, points: int = 1) -> None:
-        # Rejected updates leave no trace in the workflow history.
-        if points < 1:
-            raise ValueError(f"points must be at least 1, got {points}")
-        # The total goes into the next run's input, which must still be valid input.
+    @strict_update(ADD_LOYALTY_POINT)
+    def validate_add_loyalty_point(self, points: Annotated[int, AT_LEAST_ONE] = 1) -> None:
+        # Rejected updates leave no trace in the workflow history. Decoding has
+        # checked the argument itself; the total goes into the next run's input,
+        # which must still be valid input.
         if self._points + points > MAX_INT:
-            raise ValueError(f"{self._points} + {points} points is more than 2^63 - 1")
+            problem = f"{self._points} + {points} points is more than 2^63 - 1"
+            raise invalid_input(ADD_LOYALTY_POINT, [("points", problem)])
 
     @workflow.query(name="getLoyaltyMessage")
     def get_loyalty_message(self) -> str:

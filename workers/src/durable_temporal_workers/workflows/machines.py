@@ -9,16 +9,17 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from durable_temporal_workers.activities.machines import bring_up_machine, tear_down_machine
     from durable_temporal_workers.models import (
+        COMPLETE,
         MACHINE_DOWN,
         MACHINE_UP,
         MACHINES,
+        SET_UP,
+        TEAR_DOWN,
         MachineCarryOver,
+        MachineSignal,
+        MachineState,
     )
     from durable_temporal_workers.registry import registry
-
-SET_UP = "setUp"
-TEAR_DOWN = "tearDown"
-COMPLETE = "complete"
 
 
 @registry.workflow(queue=MACHINES, activities=[bring_up_machine, tear_down_machine])
@@ -37,8 +38,8 @@ class MachineOperatorWorkflow:
     @workflow.init
     def __init__(self, machine_id: str, carry: MachineCarryOver | None = None) -> None:
         self._carry = carry or MachineCarryOver()
-        self._state = self._carry.state
-        self._pending: deque[str] = deque(self._carry.pending_signals)
+        self._state: MachineState = self._carry.state
+        self._pending: deque[MachineSignal] = deque(self._carry.pending_signals)
         self._handled = 0
 
     @workflow.run
@@ -84,7 +85,7 @@ class MachineOperatorWorkflow:
     def get_status(self) -> str:
         return self._state
 
-    async def _apply(self, machine_id: str, signal: str) -> None:
+    async def _apply(self, machine_id: str, signal: MachineSignal) -> None:
         if signal == SET_UP and self._state == MACHINE_DOWN:
             self._state = await registry.execute(bring_up_machine, machine_id)
         elif signal == TEAR_DOWN and self._state == MACHINE_UP:
@@ -93,5 +94,5 @@ class MachineOperatorWorkflow:
             workflow.logger.info("machine %s is %s: %s ignored", machine_id, self._state, signal)
 
     def _history_full(self) -> bool:
-        limit = max(1, self._carry.continue_as_new_after)
+        limit = self._carry.continue_as_new_after  # at least 1, checked with the input
         return self._handled >= limit or workflow.info().is_continue_as_new_suggested()

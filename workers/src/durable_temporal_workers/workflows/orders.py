@@ -1,13 +1,19 @@
-"""OrderWorkflow: validate, charge, ship, notify."""
+"""OrderWorkflow: validate, charge, ship, notify; undone if it fails or is cancelled."""
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from durable_temporal_workers.activities.orders import OrderActivities
     from durable_temporal_workers.models import ORDERS, Notification, Order, OrderResult
     from durable_temporal_workers.registry import registry
+    from durable_temporal_workers.workflows.compensations import Compensations
+
+ORDER_FAILED = "OrderFailed"
 
 
 @registry.workflow(
@@ -17,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
         OrderActivities.charge_payment,
         OrderActivities.ship_order,
         OrderActivities.send_notification,
+        OrderActivities.refund_payment,
+        OrderActivities.cancel_shipment,
     ],
 )
 class OrderWorkflow:
@@ -24,16 +32,27 @@ class OrderWorkflow:
 
     An invalid order fails in validate_order with a non-retryable
     ``InvalidOrder`` error, so it fails at once, on its first attempt.
+
+    Once validated, the order is a saga: if charging, shipping or notifying
+    fails, the shipment is cancelled and the charge refunded (the workflow
+    fails with ``OrderFailed``); if the order is cancelled meanwhile, the same
+    undo runs and the workflow ends CANCELED. Only steps that ran are undone.
     """
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
         await registry.execute(OrderActivities.validate_order, order)
-        charge = await registry.execute(OrderActivities.charge_payment, order)
-        shipment = await registry.execute(OrderActivities.ship_order, order)
-        message = f"Order {order.order_id} has shipped: {shipment.tracking_number}"
-        notification = Notification(order.order_id, order.email, message, order.faults)
-        await registry.execute(OrderActivities.send_notification, notification)
+        undo = Compensations()
+        try:
+            undo.add(OrderActivities.refund_payment, order)
+            charge = await registry.execute(OrderActivities.charge_payment, order)
+            undo.add(OrderActivities.cancel_shipment, order)
+            shipment = await registry.execute(OrderActivities.ship_order, order)
+            message = f"Order {order.order_id} has shipped: {shipment.tracking_number}"
+            notification = Notification(order.order_id, order.email, message, order.faults)
+            await registry.execute(OrderActivities.send_notification, notification)
+        except (ActivityError, asyncio.CancelledError) as err:
+            raise await undo.after(err, ORDER_FAILED) from err
         return OrderResult(
             order_id=order.order_id,
             status="COMPLETED",

@@ -1,9 +1,13 @@
-"""Sagas: a money transfer and a trip booking, undone step by step on failure."""
+"""Sagas: a money transfer and a trip booking, undone step by step on failure or cancel.
+
+A failed step fails the workflow (TransferFailed, BookingFailed) after its
+compensations ran; a cancel ends it CANCELED after they ran. Either way the
+steps that ran are undone, newest first, and nothing else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -14,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
         SAGAS,
         BalancesReport,
         Reservation,
-        SagaFailure,
         SeedAccounts,
         Transfer,
         TransferLeg,
@@ -23,40 +26,7 @@ with workflow.unsafe.imports_passed_through():
         TripResult,
     )
     from durable_temporal_workers.registry import registry
-
-
-class Compensations:
-    """Undo actions of a saga, run newest first when a step fails.
-
-    Add a step's compensation *before* running the step: an activity that
-    failed may still have committed its effect (the reply was lost), and the
-    compensations are no-ops when there is nothing to undo.
-    """
-
-    def __init__(self) -> None:
-        self._steps: list[tuple[Callable[..., Awaitable[Any]], Any]] = []
-
-    def add(self, fn: Callable[..., Awaitable[Any]], arg: Any) -> None:
-        self._steps.append((fn, arg))
-
-    async def unwind(self, failed: ActivityError, error_type: str) -> NoReturn:
-        done: list[str] = []
-        for fn, arg in reversed(self._steps):
-            try:
-                # Compensations retry until they succeed (see config retries).
-                await registry.execute(fn, arg)
-                done.append(fn.__name__)
-            except ActivityError as err:
-                workflow.logger.error("compensation %s failed: %s", fn.__name__, err.cause)
-                done.append(f"{fn.__name__} (failed: {err.cause})")
-        cause = str(failed.cause or failed)
-        raise ApplicationError(
-            f"{workflow.info().workflow_id} failed at {failed.activity_type}: {cause}; "
-            f"compensated: {', '.join(done) or 'nothing'}",
-            SagaFailure(failed_step=failed.activity_type, error=cause, compensations=done),
-            type=error_type,
-            non_retryable=True,
-        ) from failed
+    from durable_temporal_workers.workflows.compensations import Compensations
 
 
 @registry.workflow(
@@ -69,7 +39,7 @@ class Compensations:
     ],
 )
 class TransferMoneyWorkflow:
-    """Debit, then credit; if the credit fails, refund the debit."""
+    """Debit, then credit; if the credit fails or the transfer is cancelled, undo both."""
 
     @workflow.run
     async def run(self, transfer: Transfer) -> TransferResult:
@@ -87,8 +57,8 @@ class TransferMoneyWorkflow:
             await registry.execute(SagaActivities.debit, debit)
             undo.add(SagaActivities.reverse_credit, credit)
             await registry.execute(SagaActivities.credit, credit)
-        except ActivityError as err:
-            await undo.unwind(err, "TransferFailed")
+        except (ActivityError, asyncio.CancelledError) as err:
+            raise await undo.after(err, "TransferFailed") from err
         return TransferResult(
             transfer_id=workflow.info().workflow_id,
             status="COMPLETED",
@@ -110,7 +80,7 @@ class TransferMoneyWorkflow:
     ],
 )
 class BookTripWorkflow:
-    """Reserve car, hotel, flight; on failure cancel them in reverse order."""
+    """Reserve car, hotel, flight; on failure or cancel, cancel them in reverse order."""
 
     @workflow.run
     async def run(self, trip: Trip) -> TripResult:
@@ -127,8 +97,8 @@ class BookTripWorkflow:
                 undo.add(cancel, reservation)
                 receipt = await registry.execute(reserve, reservation)
                 confirmations[reserve.__name__] = receipt.detail
-        except ActivityError as err:
-            await undo.unwind(err, "BookingFailed")
+        except (ActivityError, asyncio.CancelledError) as err:
+            raise await undo.after(err, "BookingFailed") from err
         return TripResult(workflow.info().workflow_id, "BOOKED", confirmations)
 
 

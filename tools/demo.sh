@@ -22,7 +22,8 @@ fi
 state="$(docker exec "$name" systemctl is-system-running --wait 2>/dev/null || true)"
 echo "container $name is up (systemd: $state)"
 
-ansible-playbook -i inventories/demo.yml site.yml
+# Prometheus listens on loopback by default; the demo opens it to this machine, as the dev server.
+ansible-playbook -i inventories/demo.yml site.yml -e temporal_prometheus_web_listen_address=0.0.0.0:9090
 
 ip="$(docker inspect -f '{{ range .NetworkSettings.Networks }}{{ .IPAddress }}{{ end }}' "$name")"
 echo

@@ -12,6 +12,10 @@ Then it waits for the batch and prints: started, completed, failed as designed, 
 side effects, and the money total before and after. It exits non-zero unless lost and duplicated
 are 0 and the totals are equal.
 
+The batch asks the workers to fail on purpose (fail_times, fail_after_commit_times), which they refuse
+unless fault injection is on (temporal_worker_fault_injection in the worker role); a first transfer
+checks that and stops the test with that advice before the batch starts.
+
 The faults are shell commands, so the test runs against any deployment; --docker SERVER,KILLED,STOPPED
 fills them in for hosts that are containers (the molecule scenario's). Needs the temporalio SDK and the
 bundled workers package (this repository's venv has both).
@@ -194,6 +198,20 @@ async def outcome(client: Client, planned: Planned, deadline: float, gate: async
             return "lost:completed but designed to fail" if planned.designed_failures else "completed"
 
 
+async def require_fault_injection(client: Client, run: str, accounts: list[str]) -> None:
+    """One cent moved by a transfer whose credit fails once: refused when the workers' fault injection is off."""
+    transfer = Transfer(from_account=accounts[0], to_account=accounts[1], amount_cents=1, fail_times={"credit": 1})
+    try:
+        await run_tool_workflow(client, "TransferMoneyWorkflow", transfer, dict, run)
+    except WorkflowFailureError as err:
+        if "InvalidInput" in failure_types(err):
+            raise SystemExit(
+                "the workers refuse injected failures: deploy them with temporal_worker_fault_injection: true "
+                "(faults.enabled in their config.yaml) to run this test"
+            ) from err
+        raise
+
+
 def shell(command: str) -> dict[str, Any]:
     began = time.monotonic()
     result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)
@@ -256,6 +274,7 @@ async def main(args: argparse.Namespace) -> Figures:
     await run_tool_workflow(
         client, "SeedAccountsWorkflow", SeedAccounts({a: ACCOUNT_BALANCE_CENTS for a in accounts}), dict, run
     )
+    await require_fault_injection(client, run, accounts)
     before: BalancesReport = await run_tool_workflow(client, "BalancesWorkflow", None, BalancesReport, run)
     figures.money_before_cents = sum(before.accounts[a] for a in accounts)
     print(f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all", flush=True)

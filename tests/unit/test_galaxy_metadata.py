@@ -152,3 +152,11 @@ def test_target_python_is_declared_for_ansible_test() -> None:
     requires = SpecifierSet(config["modules"]["python_requires"])
     # Debian 12's python3, which the roles target and the sanity run uses (--python 3.11).
     assert "3.11" in requires and "3.10" not in requires
+
+
+def test_each_role_states_the_same_oldest_ansible() -> None:
+    runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
+    (lower,) = [spec.version for spec in SpecifierSet(runtime["requires_ansible"]) if spec.operator == ">="]
+    for meta in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        stated = str(yaml.safe_load(meta.read_text())["galaxy_info"]["min_ansible_version"])
+        assert Version(stated) == Version(lower), f"{meta.relative_to(ROOT)}: {stated}, requires_ansible {lower}"

@@ -1,5 +1,6 @@
 """Defaults that follow the inventory when the stack spans hosts: the server listens beyond loopback,
-the worker hosts find the store they share, and the database lets in exactly those hosts."""
+the worker hosts find the store they share, the database lets in exactly those hosts, and the workers'
+metrics listen beyond loopback only for a Prometheus on another host."""
 
 from __future__ import annotations
 
@@ -54,12 +55,14 @@ PLAYBOOK = """
           worker_address: "{{{{ temporal_worker_address }}}}"
           store_url: "{{{{ temporal_worker_store_url }}}}"
           store_password: "{{{{ temporal_worker_store_password }}}}"
+          worker_metrics_ip: "{{{{ temporal_worker_metrics_ip }}}}"
           store_networks: "{{{{ temporal_postgresql_worker_store_allowed_networks }}}}"
           server_databases: "{{{{ temporal_postgresql_server_databases | bool }}}}"
 """
 
 
 def render(tmp_path: Path, inventory: dict, *extra: str) -> dict[str, dict]:
+    tmp_path.mkdir(exist_ok=True)
     run_local_playbook(tmp_path, yaml.safe_dump(inventory), PLAYBOOK.format(root=ROOT, out=tmp_path), *extra)
     return {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
 
@@ -94,3 +97,18 @@ def test_without_a_store_host_each_worker_keeps_its_sqlite_file(tmp_path: Path) 
 def test_the_server_databases_follow_the_mode(tmp_path: Path) -> None:
     assert render(tmp_path, SINGLE_HOST)["solo"]["server_databases"] is True
     assert render(tmp_path, SINGLE_HOST, "-e", "temporal_mode=dev")["solo"]["server_databases"] is False
+
+
+def test_worker_metrics_listen_on_the_host_address_for_a_prometheus_elsewhere(multi_host) -> None:
+    assert multi_host["worker1"]["worker_metrics_ip"] == "10.0.0.21"
+    assert multi_host["worker2"]["worker_metrics_ip"] == "10.0.0.22"
+
+
+def test_worker_metrics_stay_on_loopback_without_a_prometheus_elsewhere(tmp_path: Path) -> None:
+    assert render(tmp_path / "solo", SINGLE_HOST)["solo"]["worker_metrics_ip"] == "127.0.0.1"
+    # Prometheus on the worker host itself scrapes it over loopback.
+    together = {"all": {"vars": MULTI_HOST["all"]["vars"], "children": {
+        "temporal_workers": {"hosts": {"box": {"temporal_advertise_address": "10.0.0.40"}}},
+        "temporal_monitoring": {"hosts": {"box": {}}},
+    }}}  # fmt: skip
+    assert render(tmp_path / "together", together)["box"]["worker_metrics_ip"] == "127.0.0.1"

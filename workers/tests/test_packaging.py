@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,11 +39,25 @@ def test_wheel_builds_offline(tmp_path: Path) -> None:
     assert "durable_temporal_workers/workflows/orders.py" in names
     assert "temporal-workers = durable_temporal_workers.cli:run" in entry_points
     assert "Name: durable-temporal-workers" in metadata
-    # Ranges (constraints.txt holds the tested set).
-    assert "Requires-Dist: temporalio<2,>=1.35" in metadata
-    # Plain runtime dependencies: every host may use the shared PostgreSQL store.
-    assert "Requires-Dist: psycopg[binary]<4,>=3.3" in metadata
-    assert "Requires-Dist: psycopg-pool<4,>=3.3" in metadata
+    # Ranged runtime dependencies (the exact tested set is constraints.txt), and plain ones:
+    # every host may use the shared PostgreSQL store.
+    requires = {
+        req.name: req
+        for req in (
+            Requirement(line.removeprefix("Requires-Dist: "))
+            for line in metadata.splitlines()
+            if line.startswith("Requires-Dist: ") and "extra ==" not in line
+        )
+    }
+    assert set(requires) == {"temporalio", "PyYAML", "psycopg", "psycopg-pool"}
+    assert requires["psycopg"].extras == {"binary"}
+    pinned = dict(
+        line.split("==", 1)
+        for line in (Path(__file__).parents[1] / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for name, req in requires.items():
+        assert req.specifier.contains(pinned[name]), (name, req.specifier, pinned[name])
     # The HTTP API's only with its extra: a worker host does not install them.
     assert 'Requires-Dist: fastapi<1,>=0.163; extra == "api"' in metadata
     assert "durable_temporal_workers/store_postgres.py" in names

@@ -75,8 +75,8 @@ def test_each_queue_gets_its_own_metrics_address(host, deployed, queue, port):
     env_file = host.file(f"/etc/temporal-workers/{queue}.env")
     assert env_file.mode == 0o640
     assert (env_file.user, env_file.group) == ("root", "temporal-worker")
-    assert env_file.contains(f"^TEMPORAL_WORKERS_METRICS_ADDRESS=0.0.0.0:{port}$")
-    wait_for(lambda: host.socket(f"tcp://0.0.0.0:{port}").is_listening, 60, f"{queue}'s metrics port {port}")
+    assert env_file.contains(f"^TEMPORAL_WORKERS_METRICS_ADDRESS=127.0.0.1:{port}$")
+    wait_for(lambda: host.socket(f"tcp://127.0.0.1:{port}").is_listening, 60, f"{queue}'s metrics port {port}")
 
 
 @pytest.mark.parametrize(("queue", "port"), QUEUES.items())
@@ -103,7 +103,7 @@ def test_absent_with_purge_removes_the_package_and_keeps_the_dev_server(host, pa
     assert run.returncode == 0, run.output[-4000:]
     for queue, port in QUEUES.items():
         assert host.run(f"systemctl cat temporal-worker@{queue}").rc != 0
-        assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+        assert not host.socket(f"tcp://127.0.0.1:{port}").is_listening
     assert not host.file(VENV).exists
     assert not host.file("/etc/temporal-workers").exists
     assert not host.user("temporal-worker").exists

@@ -26,10 +26,9 @@ RESULT_LINE = re.compile(r"^RESULT (\{.*\})$", re.MULTILINE)
 
 
 def prometheus_targets() -> list[dict]:
-    result = subprocess.run(
-        ["curl", "-fsS", f"http://{MONITOR_IP}:9090/api/v1/targets"], capture_output=True, text=True, timeout=30, check=False
-    )
-    return json.loads(result.stdout)["data"]["activeTargets"] if result.returncode == 0 else []
+    """Asked on the monitoring host: Prometheus listens on its loopback only."""
+    result = instance("monitor").run("curl -fsS http://127.0.0.1:9090/api/v1/targets")
+    return json.loads(result.stdout)["data"]["activeTargets"] if result.rc == 0 else []
 
 
 def assert_every_target_up(timeout: float) -> None:
@@ -98,6 +97,19 @@ def test_the_store_lets_in_only_the_worker_hosts():
 def test_prometheus_sees_every_target_up_before_the_faults():
     assert instance("monitor").service("prometheus").is_running
     assert_every_target_up(120)
+
+
+def test_only_what_the_others_need_listens_beyond_loopback():
+    """Worker metrics on the worker hosts' own addresses, for Prometheus on another host; Prometheus on its loopback."""
+    for name, address in [("worker1", "172.30.66.21"), ("worker2", "172.30.66.22")]:
+        listening = instance(name).check_output("ss -ltnH")
+        for port in range(9464, 9468):
+            assert f"{address}:{port} " in listening, f"{name}: {port} not on {address}:\n{listening}"
+            assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, listening
+    monitor = instance("monitor").check_output("ss -ltnH")
+    assert "127.0.0.1:9090 " in monitor and "0.0.0.0:9090 " not in monitor and "*:9090 " not in monitor, monitor
+    refused = subprocess.run(["curl", "-sS", "-m", "5", f"http://{MONITOR_IP}:9090/-/ready"], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0, "Prometheus answers from outside its host"
 
 
 def test_bad_variables_stop_the_play_before_any_host_changes():

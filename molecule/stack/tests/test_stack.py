@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import time
 import uuid
 
 import pytest
+import yaml
 from conftest import (
     assert_a_failed_transfer_is_compensated,
     assert_check_mode_changes_nothing,
@@ -25,6 +29,10 @@ SERVICES = {"temporal-dev-server": "temporal", "prometheus": "prometheus", "temp
     f"temporal-worker@{q}": "temporal-worker" for q in QUEUES
 }
 API = "http://127.0.0.1:8000"
+CONVERGE_VARS = yaml.safe_load((scenario_dir() / "converge.yml").read_text())[0]["vars"]
+ENVIRONMENT = CONVERGE_VARS["temporal_worker_environment"]
+PROMETHEUS_DROPIN = "/etc/systemd/system/prometheus.service.d/durable-temporal.conf"
+EXPOSURE = re.compile(r"Overall exposure level for \S+: (?P<level>[0-9.]+)")
 ORDER_ITEMS = json.dumps([{"sku": "BOOK-1", "quantity": 2, "unit_price_cents": 1250}])
 
 
@@ -73,6 +81,99 @@ def test_prometheus_reports_every_target_up(host):
     assert jobs.count("temporal-server") == 1
     assert jobs.count("temporal-api") == 1
     assert {t["labels"].get("task_queue") for t in up if t["labels"]["job"] == "temporal-workers"} == set(QUEUES)
+
+
+def listeners(host) -> dict[int, set[str]]:
+    """Listening TCP ports and the addresses they are bound to."""
+    found: dict[int, set[str]] = {}
+    for line in host.check_output("ss -ltnH").splitlines():
+        address, port = line.split()[3].rsplit(":", 1)
+        found.setdefault(int(port), set()).add(address)
+    return found
+
+
+def test_worker_metrics_and_prometheus_listen_on_loopback_only(host):
+    listening = listeners(host)
+    for port in (9464, 9465, 9466, 9467, 9090):
+        assert listening.get(port) == {"127.0.0.1"}, f"port {port} is bound to {listening.get(port)}"
+
+
+def test_prometheus_runs_hardened_by_the_drop_in(host):
+    assert PROMETHEUS_DROPIN in host.check_output("systemctl show -p DropInPaths --value prometheus")
+    report = host.run("systemd-analyze security prometheus.service")
+    level = float(EXPOSURE.search(report.stdout)["level"])
+    print(f"systemd-analyze security prometheus.service: exposure {level}")
+    assert level <= 2.0, report.stdout
+    # Still scraping and answering with the hardening in place.
+    assert host.run("curl -fsS http://127.0.0.1:9090/-/ready").rc == 0
+
+
+def worker_environment(host, service: str) -> dict[str, str]:
+    """The environment of a running worker process, read from /proc."""
+    pid = host.check_output(f"systemctl show -p MainPID --value {service}")
+    raw = host.check_output(f"base64 -w0 /proc/{pid}/environ")
+    pairs = base64.b64decode(raw).decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def test_the_environment_reaches_the_workers_exactly_as_given(host):
+    for queue in QUEUES:
+        seen = worker_environment(host, f"temporal-worker@{queue}")
+        for key, value in ENVIRONMENT.items():
+            assert seen.get(key) == value, f"{queue}: {key} arrived as {seen.get(key)!r}, not {value!r}"
+    assert host.file("/etc/temporal-workers/environment").mode == 0o640
+
+
+def test_an_environment_value_with_a_newline_stops_the_play_before_any_change(host):
+    before = host.file("/etc/temporal-workers/environment").sha256sum
+    run = run_playbook(
+        scenario_dir() / "converge.yml",
+        extra_vars={"temporal_worker_environment": ENVIRONMENT | {"DT_BROKEN": "one\nDT_INJECTED=two"}},
+    )
+    assert run.returncode != 0, "a value with a newline was accepted"
+    assert "temporal_worker_environment" in run.output and "DT_BROKEN" in run.output and "newline" in run.output, run.output[-3000:]
+    assert not any(counts["changed"] for counts in run.recap().values()), run.changed_tasks()
+    assert host.file("/etc/temporal-workers/environment").sha256sum == before
+
+
+def test_a_worker_with_a_configuration_error_stays_failed_instead_of_restarting(host):
+    """Exit code 2 (a configuration error) is in RestartPreventExitStatus: the unit stays failed."""
+    service = "temporal-worker@loyalty"
+    dropin = f"/run/systemd/system/{service}.service.d"
+    assert "2" in host.check_output(f"systemctl show -p RestartPreventExitStatus --value {service}").split()
+    host.run_expect([0], f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=TEMPORAL_WORKERS_LOG_LEVEL=LOUD\\n' > {dropin}/bad.conf")
+    try:
+        host.run_expect([0], f"systemctl daemon-reload && systemctl reset-failed {service}; systemctl restart {service}")
+        wait_for(lambda: host.check_output(f"systemctl show -p ActiveState --value {service}") == "failed", 30, f"{service} to fail")
+        # RestartSec is 2 s: a looping unit would have restarted several times by now.
+        time.sleep(8)
+        shown = dict(
+            line.split("=", 1)
+            for line in host.check_output(f"systemctl show -p ActiveState -p Result -p ExecMainStatus -p NRestarts {service}").splitlines()
+        )
+        assert shown == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2", "NRestarts": "0"}, shown
+        assert "TEMPORAL_WORKERS_LOG_LEVEL" in host.check_output(f"journalctl -u {service} -n 20 --no-pager -o cat")
+    finally:
+        host.run(f"rm -rf {dropin}; systemctl daemon-reload; systemctl reset-failed {service}; systemctl start {service}")
+    wait_for(lambda: host.service(service).is_running, 30, f"{service} to run again")
+
+
+def test_no_secret_of_the_environment_reaches_diff_or_verbose_output(host):
+    """A converge with --diff -vvv that changes a secret value: the file task reports a change, the output holds no secret."""
+    secret = f"dt-secret-{uuid.uuid4().hex}"
+    run = run_playbook(
+        scenario_dir() / "converge.yml", "--diff", "-vvv", extra_vars={"temporal_worker_environment": ENVIRONMENT | {"DT_SECRET": secret}}
+    )
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        task = run.output.split("Write the workers' environment]", 1)[1].split("TASK [", 1)[0]
+        assert "changed:" in task, task
+        assert secret not in run.output, "the secret is in the converge output"
+        assert secret[len("dt-secret-") :] not in run.output
+        assert worker_environment(host, "temporal-worker@orders").get("DT_SECRET") == secret
+    finally:
+        restored = run_playbook(scenario_dir() / "converge.yml")
+        assert restored.returncode == 0, restored.output[-4000:]
 
 
 def test_order_started_with_the_cli_completes_through_the_deployed_worker(host, completed_order):
@@ -183,7 +284,7 @@ def test_a_queue_dropped_from_the_inventory_stops_and_comes_back_when_listed_aga
     for queue in QUEUES:
         assert host.service(f"temporal-worker@{queue}").is_running, queue
         assert host.service(f"temporal-worker@{queue}").is_enabled, queue
-    assert host.socket("tcp://0.0.0.0:9467").is_listening  # loyalty's port, from config.yaml
+    assert host.socket("tcp://127.0.0.1:9467").is_listening  # loyalty's port, from config.yaml
 
 
 def test_what_a_converged_run_skips_is_put_back_when_it_drifted(host):
@@ -198,7 +299,7 @@ def test_what_a_converged_run_skips_is_put_back_when_it_drifted(host):
     assert again.returncode == 0, again.output[-4000:]
     for task in (
         "Install the package into the virtualenv from the wheelhouse only",
-        "Write the workers' configuration, checked by the workers themselves, and their environment",
+        "Write the workers' configuration, checked by the workers themselves",
         "Make the CLI binary executable and point the temporal command at it",
         "Write the unit temporal-dev-server.service",
     ):
@@ -222,7 +323,7 @@ def test_absent_removes_units_services_binaries_and_keeps_data_then_present_rest
         assert not host.service(service).is_running, f"{service} still runs"
     assert not host.file("/etc/systemd/system/temporal-api.service").exists
     assert not host.user("temporal-api").exists
-    for path in ("/usr/local/bin/temporal", "/opt/temporal-cli", "/opt/temporal-workers", "/opt/temporal-api", "/usr/bin/prometheus"):
+    for path in ("/usr/local/bin/temporal", "/opt/temporal-cli", "/opt/temporal-workers", "/opt/temporal-api", "/usr/bin/prometheus", PROMETHEUS_DROPIN):
         assert not host.file(path).exists, f"{path} is left behind"
     for path in ("/var/lib/temporal-dev/temporal.db", "/var/lib/temporal-workers/store.db", "/var/lib/prometheus"):
         assert host.file(path).exists, f"absent must keep {path}"

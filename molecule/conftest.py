@@ -160,6 +160,25 @@ def assert_a_failed_transfer_is_compensated(host, workers_cli: str) -> None:
     assert moved["total_cents"] == before["total_cents"]
 
 
+def assert_injected_failures_are_refused(host, workers_cli: str) -> None:
+    """Fault injection off (the default): a transfer that asks for a failure is refused with InvalidInput
+    before it moves anything, and a plain one goes through."""
+    config = host.check_output("cat /etc/temporal-workers/config.yaml")
+    assert "faults:" not in config, config
+    accounts = {"carol": 10_000, "dave": 5_000}
+    run_json(host, f"{workers_cli} seed-accounts --balances-json '{json.dumps(accounts)}'")
+    before = run_json(host, f"{workers_cli} balances")
+    refused = host.run(f"{workers_cli} transfer --id refused-{uuid.uuid4().hex[:8]} --from carol --to dave --amount 2500 --fail-times '{{\"credit\": 1}}'")
+    assert refused.rc != 0, "a transfer asking for an injected failure must be refused"
+    assert "InvalidInput" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert run_json(host, f"{workers_cli} balances")["accounts"] == before["accounts"], "a refused transfer moved money"
+    ok = run_json(host, f"{workers_cli} transfer --from carol --to dave --amount 2500")
+    assert ok["status"] == "COMPLETED"
+    moved = run_json(host, f"{workers_cli} balances")
+    assert moved["accounts"]["carol"] == before["accounts"]["carol"] - 2500
+    assert moved["total_cents"] == before["total_cents"]
+
+
 def assert_the_machine_operator_follows_signals(host, temporal) -> None:
     """MachineOperatorWorkflow driven with the real CLI: signals change its state, queries read it."""
     machine = f"machine-{uuid.uuid4().hex[:8]}"

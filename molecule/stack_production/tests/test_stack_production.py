@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_check_mode_changes_nothing, execute_an_order, run_json, run_playbook, scenario_dir, wait_for
+from conftest import (
+    assert_check_mode_changes_nothing,
+    assert_injected_failures_are_refused,
+    execute_an_order,
+    run_json,
+    run_playbook,
+    scenario_dir,
+    wait_for,
+)
 
+WORKERS_CLI = "/opt/temporal-workers/venv/bin/temporal-workers"
 CLIENT_ENV = "set -a; . /etc/temporal/client.env; set +a;"
 QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
 SERVICES = {"postgresql@15-main": "postgres", "temporal-server": "temporal", "temporal-ui": "temporal-ui", "prometheus": "prometheus"} | {
@@ -53,6 +63,10 @@ def test_prometheus_sees_every_target_up(host):
     assert sorted(t["labels"]["job"] for t in up).count("temporal-workers") == len(QUEUES)
 
 
+def test_fault_injection_is_off_by_default(host):
+    assert_injected_failures_are_refused(host, WORKERS_CLI)
+
+
 def test_the_database_password_was_made_on_the_controller_and_stays_out_of_sight(host):
     assert SECRET.stat().st_mode & 0o777 == 0o600
     password = SECRET.read_text().strip()
@@ -61,6 +75,33 @@ def test_the_database_password_was_made_on_the_controller_and_stays_out_of_sight
     assert host.check_output("cat /etc/temporal/db-password") == password
     run = run_playbook(scenario_dir() / "converge.yml", "--check", "--diff")
     assert run.returncode == 0 and password not in run.output
+
+
+def test_changed_secrets_reach_neither_diff_nor_verbose_output(host):
+    """A converge with --diff -vvv that changes the database password (PostgreSQL's role and the server's file)
+    and a secret in the workers' environment: their tasks report changes, the output holds neither value."""
+    old = SECRET.read_text().strip()
+    new = f"dt-{uuid.uuid4().hex}"
+    env_secret = f"dt-env-{uuid.uuid4().hex}"
+    run = run_playbook(
+        scenario_dir() / "converge.yml",
+        "--diff",
+        "-vvv",
+        extra_vars={"temporal_postgresql_password": new, "temporal_worker_environment": {"DT_SECRET": env_secret}},
+    )
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        assert host.check_output("cat /etc/temporal/db-password") == new
+        for task in ("Write the workers' environment]",):
+            assert "changed:" in run.output.split(task, 1)[1].split("TASK [", 1)[0], task
+        assert run.recap()["instance"]["changed"] >= 3, run.changed_tasks()
+        for secret in (new, old, env_secret):
+            assert secret not in run.output, "a secret is in the converge output"
+    finally:
+        restored = run_playbook(scenario_dir() / "converge.yml")
+        assert restored.returncode == 0, restored.output[-4000:]
+    assert host.check_output("cat /etc/temporal/db-password") == old
+    wait_for(lambda: "SERVING" in host.run(f"{CLIENT_ENV} temporal operator cluster health").stdout, 60, "the server on the restored password")
 
 
 def test_absent_keeps_both_databases_and_their_data(host, completed_order):

@@ -31,7 +31,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt workers/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt -e './workers[test]'
+	$(BIN)/pip install -q -r requirements-dev.txt -e './workers[test,api]'
 	touch $@
 
 # docker.io, debootstrap, chromium and PostgreSQL (the workers' store tests run a throwaway server).

@@ -92,3 +92,98 @@ async def run_orders(
     await asyncio.gather(*(runner() for _ in range(min(concurrency, count))))
     batch.seconds = time.perf_counter() - started
     return batch
+
+
+async def _bounded(count: int, concurrency: int, one: Any) -> Batch:
+    """``one(index)`` for every index, at most ``concurrency`` at a time, timed one by one."""
+    batch = Batch()
+    next_index = iter(range(count))
+
+    async def runner() -> None:
+        for index in next_index:
+            started = time.perf_counter()
+            try:
+                workflow_id = await one(index)
+            except Exception as err:  # counted, not fatal
+                batch.failures += 1
+                if len(batch.errors) < 5:
+                    batch.errors.append(f"{index}: {err!r}")
+                continue
+            batch.latencies.append(time.perf_counter() - started)
+            batch.workflows += 1
+            batch.last_workflow_id = workflow_id
+
+    started = time.perf_counter()
+    await asyncio.gather(*(runner() for _ in range(min(concurrency, count))))
+    batch.seconds = time.perf_counter() - started
+    return batch
+
+
+async def sdk_starts(
+    client: Client, task_queue: str, count: int, concurrency: int, id_prefix: str
+) -> Batch:
+    """Orders started (not awaited) with the SDK client directly."""
+
+    async def one(index: int) -> str:
+        workflow_id = f"{id_prefix}-{index}"
+        await client.start_workflow(
+            ORDER_WORKFLOW,
+            order(workflow_id),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        return workflow_id
+
+    return await _bounded(count, concurrency, one)
+
+
+async def api_starts(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
+    """Orders started (not awaited) with a POST to the HTTP API (``http``: httpx.AsyncClient)."""
+
+    async def one(index: int) -> str:
+        workflow_id = f"{id_prefix}-{index}"
+        response = await http.post(
+            "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        return workflow_id
+
+    return await _bounded(count, concurrency, one)
+
+
+async def api_orders(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
+    """Orders placed through the API and followed there to their end (POST, then GET the result)."""
+
+    async def one(index: int) -> str:
+        workflow_id = f"{id_prefix}-{index}"
+        response = await http.post(
+            "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        while True:
+            answer = await http.get(f"/workflows/{workflow_id}/result", params={"wait_seconds": 30})
+            if answer.status_code == 200:
+                if answer.json()["status"] != "COMPLETED":
+                    raise RuntimeError(answer.text[:200])
+                return workflow_id
+            if answer.status_code != 202:
+                raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
+
+    return await _bounded(count, concurrency, one)
+
+
+async def wait_all(client: Client, workflow_ids: list[str], concurrency: int = 50) -> None:
+    """Until every one of these workflows closed: started batches must not queue into the next."""
+    pending = iter(workflow_ids)
+
+    async def runner() -> None:
+        for workflow_id in pending:
+            try:
+                await client.get_workflow_handle(workflow_id).result()
+            except Exception:  # a failure is the next batch's concern no more
+                continue
+
+    await asyncio.gather(*(runner() for _ in range(concurrency)))

@@ -92,6 +92,53 @@ def targets(
     return out
 
 
+def api_targets(
+    results: dict[str, Any], starts_min: float, added_p50_max: float
+) -> list[dict[str, Any]]:
+    if "api" not in results:
+        return []
+    api = results["api"]
+    return [
+        _target("API / SDK client start throughput", api["starts_api_over_sdk"], starts_min),
+        _target(
+            "p50 an order gains through the API",
+            api["order_p50_added"],
+            added_p50_max,
+            at_most=True,
+        ),
+    ]
+
+
+def api_table(results: dict[str, Any]) -> None:
+    if "api" not in results:
+        return
+    api = results["api"]
+    status = {t["target"]: t["status"] for t in results["targets"]}
+    print(f"\n== HTTP API ({api['uvicorn_workers']} uvicorn workers) against the SDK client")
+    rows = []
+    for kind in ("starts", "orders"):
+        for name in ("api", "sdk"):
+            f = api[kind][name]
+            rows.append(
+                [
+                    f"{kind}, {name}",
+                    _fmt(f["per_s"]),
+                    _fmt(f["p50_ms"], 0),
+                    _fmt(f["p95_ms"], 0),
+                    str(f["failures"]),
+                ]
+            )
+    _rows(["", "per s", "p50 ms", "p95 ms", "failed"], rows)
+    print(
+        f"  API / SDK starts {_fmt(api['starts_api_over_sdk'], 2)}  "
+        + status["API / SDK client start throughput"]
+    )
+    print(
+        f"  order p50 added {_fmt(api['order_p50_added'], 3)}  "
+        + status["p50 an order gains through the API"]
+    )
+
+
 # --- the table ----------------------------------------------------------------------------
 
 

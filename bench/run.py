@@ -1,4 +1,5 @@
-"""Benchmark of durable.temporal: deploy, throughput, production, persistence, tuning, footprint.
+"""Benchmark of durable.temporal: deploy, throughput, production, persistence, tuning, footprint,
+and the HTTP API against the SDK client.
 
 Prints every figure as a table and writes bench/results/results.json and chart.png.
 Figures, not assertions: a target MISS is printed, never an exit status. The command fails
@@ -24,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -31,11 +33,13 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 import recovery
 import report
 from host import Ansible, BenchError, Container, run
-from load import Batch, run_orders
+from load import Batch, api_orders, api_starts, run_orders, sdk_starts, wait_all
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 FRONTEND_PORT = 7233
+# durable.temporal.api on the stack host (bench/playbooks/stack.yml opens it to the controller).
+API_PORT = 8000
 ORDERS_QUEUE = "orders"
 ORDERS_UNIT = "temporal-worker@orders"
 SERVER_UNIT = "temporal-dev-server"
@@ -194,6 +198,10 @@ IDEMPOTENT_MAX = 0.2
 BUNDLED_MIN = 0.9
 DURABLE_MIN = 0.9
 PRODUCTION_MIN = 0.7
+# Orders started through the API per second, over the SDK client's; and what the API adds to
+# an order's p50, end to end.
+API_STARTS_MIN = 0.8
+API_ADDED_P50_MAX = 0.10
 # An activity on a killed worker runs again elsewhere within this many seconds.
 RECOVERY_MAX_S = 10.0
 # The workers' default timeouts.activity_heartbeat_seconds, which bounds the recovery.
@@ -241,7 +249,7 @@ class Settings:
         # production runs before the sections that re-converge the dev stack: its dev
         # figure is the stack as deployed.
         sections = os.environ.get(
-            "BENCH_SECTIONS", "throughput,production,persistence,tuning,recovery"
+            "BENCH_SECTIONS", "throughput,production,persistence,tuning,recovery,api"
         )
         return cls(
             # 600 orders per point: at ~25/s about 25 s, long enough to average out hiccups.
@@ -720,6 +728,71 @@ class Bench:
             "apply_converge_s": settings.seconds,
         }
 
+    async def api(self) -> None:
+        """Orders through the HTTP API against the SDK client, on the same server, in rounds."""
+        report.say("api: orders through the HTTP API against the SDK client directly")
+        client = self.client
+        assert client is not None
+        rounds, concurrency = self.settings.rounds, self.settings.concurrency
+        per_round = max(1, self.settings.workflows // rounds)
+        starts = {"api": Batch(), "sdk": Batch()}
+        orders = {"api": Batch(), "sdk": Batch()}
+        async with httpx.AsyncClient(
+            base_url=f"http://{self.stack.ip}:{API_PORT}", timeout=60
+        ) as http:
+            ready = await http.get("/readyz")
+            if ready.status_code != 200:
+                raise BenchError(f"the API is not ready: {ready.status_code} {ready.text[:200]}")
+            # Warm-up, not counted: connections, the workers' caches.
+            await api_orders(http, self.settings.warmup, concurrency, f"bench-{self.run_tag}-api-w")
+            for round_no in range(rounds):
+                for name in ("api", "sdk"):
+                    prefix = f"bench-{self.run_tag}-{name}-start-r{round_no}"
+                    report.say(f"  {name} starts, round {round_no + 1}/{rounds}: {per_round}")
+                    if name == "api":
+                        batch = await api_starts(http, per_round, concurrency, prefix)
+                    else:
+                        batch = await sdk_starts(
+                            client, ORDERS_QUEUE, per_round, concurrency, prefix
+                        )
+                    starts[name].merge(batch)
+                    # The started orders run before the next batch, which they would slow.
+                    await wait_all(client, [f"{prefix}-{i}" for i in range(per_round)])
+                for name in ("api", "sdk"):
+                    prefix = f"bench-{self.run_tag}-{name}-order-r{round_no}"
+                    report.say(f"  {name} orders, round {round_no + 1}/{rounds}: {per_round}")
+                    if name == "api":
+                        batch = await api_orders(http, per_round, concurrency, prefix)
+                    else:
+                        batch = await run_orders(
+                            client, ORDERS_QUEUE, per_round, concurrency, prefix
+                        )
+                    orders[name].merge(batch)
+        api_p50, sdk_p50 = orders["api"].percentile(50), orders["sdk"].percentile(50)
+
+        def figures(batch: Batch) -> dict[str, Any]:
+            return {
+                "workflows": batch.workflows,
+                "failures": batch.failures,
+                "per_s": round(batch.per_second, 1),
+                "p50_ms": round(batch.percentile(50) * 1000, 1),
+                "p95_ms": round(batch.percentile(95) * 1000, 1),
+                "errors": batch.errors,
+            }
+
+        self.results["api"] = {
+            "uvicorn_workers": 2,
+            "starts": {name: figures(b) for name, b in starts.items()},
+            "orders": {name: figures(b) for name, b in orders.items()},
+            "starts_api_over_sdk": _ratio(starts["api"].per_second, starts["sdk"].per_second),
+            "order_p50_added": round(api_p50 / sdk_p50 - 1, 3) if sdk_p50 else None,
+            "order_p95_added": (
+                round(orders["api"].percentile(95) / orders["sdk"].percentile(95) - 1, 3)
+                if orders["sdk"].percentile(95)
+                else None
+            ),
+        }
+
     async def recovery(self) -> None:
         report.say("recovery: SIGKILL the worker running an activity, time its re-run elsewhere")
         figures = await recovery.measure(
@@ -770,6 +843,8 @@ class Bench:
             await self.persistence()
         if "tuning" in sections:
             await self.tuning()
+        if "api" in sections:
+            await self.api()
         if "recovery" in sections:
             await self.recovery()
         self.describe_machine()
@@ -823,12 +898,13 @@ def main() -> int:
         durable_min=DURABLE_MIN,
         production_min=PRODUCTION_MIN,
         recovery_max_s=RECOVERY_MAX_S,
-    )
+    ) + report.api_targets(results, API_STARTS_MIN, API_ADDED_P50_MAX)
     (settings.results / "results.json").write_text(
         json.dumps(results, indent=2) + "\n", encoding="utf-8"
     )
     report.chart(results, settings.results / "chart.png")
     report.table(results)
+    report.api_table(results)
     print(
         f"\nresults: {settings.results / 'results.json'}, chart: {settings.results / 'chart.png'}"
     )

@@ -36,6 +36,6 @@ if [ -d "$root/workers" ] && [ -f "$root/workers/pyproject.toml" ]; then
   # Under the constraints the tests run with, so every deployment gets that exact set.
   "$py" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
     --constraint "$root/workers/constraints.txt" \
-    --find-links "$cache/wheelhouse" -d "$cache/wheelhouse" durable-temporal-workers
+    --find-links "$cache/wheelhouse" -d "$cache/wheelhouse" "durable-temporal-workers[api]"
 fi
 echo "wheelhouse: $cache/wheelhouse ($(ls "$cache/wheelhouse" | wc -l) wheels)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: deploys the whole dev stack into a local systemd container with site.yml,
-# runs a sample order end to end, and prints its result and where the UI and Prometheus are.
+# runs a sample order end to end, then one through the HTTP API with curl, and prints their
+# results and where the UI and Prometheus are.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -38,6 +39,18 @@ docker exec "$name" /opt/temporal-workers/venv/bin/temporal-workers order --id "
 temporal workflow describe --workflow-id "$order_id" --address "$ip:7233" | grep -E "Status|Type" || true
 
 echo
+echo "== The same through the HTTP API (durable.temporal.api, loopback on the host):"
+api_id="demo-api-order-$(date +%s)"
+api_order="{\"order_id\": \"$api_id\", \"items\": [{\"sku\": \"BOOK-1\", \"quantity\": 2, \"unit_price_cents\": 1250}], \"address\": \"1 Main St, Springfield\"}"
+echo "\$ curl -X POST -H 'Content-Type: application/json' -H 'Idempotency-Key: $api_id' -d '$api_order' http://127.0.0.1:8000/orders"
+docker exec "$name" curl -sS -X POST -H 'Content-Type: application/json' -H "Idempotency-Key: $api_id" \
+  -d "$api_order" http://127.0.0.1:8000/orders
+echo
+echo "\$ curl 'http://127.0.0.1:8000/workflows/$api_id/result?wait_seconds=30'"
+docker exec "$name" curl -sS "http://127.0.0.1:8000/workflows/$api_id/result?wait_seconds=30"
+echo
+
+echo
 echo "== Prometheus targets (after their first scrape):"
 for _ in $(seq 1 30); do
   targets="$(docker exec "$name" curl -fsS http://127.0.0.1:9090/api/v1/targets)"
@@ -55,4 +68,5 @@ echo
 echo "Temporal frontend: $ip:7233"
 echo "Web UI:            http://$ip:8233/namespaces/default/workflows/$order_id"
 echo "Prometheus:        http://$ip:9090/targets"
+echo "HTTP API:          http://127.0.0.1:8000/docs inside the container (loopback only by default)"
 echo "Remove the demo with: docker rm -f $name"

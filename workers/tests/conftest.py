@@ -40,6 +40,7 @@ POSTGRES_NAMESPACE = "postgres"
 HELD_NAMESPACE = "held"
 # Workers with the production default: fault injection off.
 NO_FAULTS_NAMESPACE = "nofaults"
+API_FUZZ_NAMESPACE = "api-fuzz"
 
 # Short timeouts and retry intervals keep the suite fast.
 TEST_CONFIG = """\
@@ -133,6 +134,8 @@ class DevServer:
             HELD_NAMESPACE,
             "--namespace",
             NO_FAULTS_NAMESPACE,
+            "--namespace",
+            API_FUZZ_NAMESPACE,
             "--log-level",
             "error",
         ]

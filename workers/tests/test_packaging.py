@@ -58,4 +58,6 @@ def test_wheel_builds_offline(tmp_path: Path) -> None:
     )
     for name, req in requires.items():
         assert req.specifier.contains(pinned[name]), (name, req.specifier, pinned[name])
+    # The HTTP API's only with its extra: a worker host does not install them.
+    assert 'Requires-Dist: fastapi<1,>=0.163; extra == "api"' in metadata
     assert "durable_temporal_workers/store_postgres.py" in names

@@ -25,7 +25,10 @@ from conftest import (
 ADDRESS = "127.0.0.1:7233"
 WORKERS_CLI = "/opt/temporal-workers/venv/bin/temporal-workers"
 QUEUES = ["orders", "sagas", "stateful-machines", "loyalty"]
-SERVICES = {"temporal-dev-server": "temporal", "prometheus": "prometheus"} | {f"temporal-worker@{q}": "temporal-worker" for q in QUEUES}
+SERVICES = {"temporal-dev-server": "temporal", "prometheus": "prometheus", "temporal-api": "temporal-api"} | {
+    f"temporal-worker@{q}": "temporal-worker" for q in QUEUES
+}
+API = "http://127.0.0.1:8000"
 CONVERGE_VARS = yaml.safe_load((scenario_dir() / "converge.yml").read_text())[0]["vars"]
 ENVIRONMENT = CONVERGE_VARS["temporal_worker_environment"]
 PROMETHEUS_DROPIN = "/etc/systemd/system/prometheus.service.d/durable-temporal.conf"
@@ -76,6 +79,7 @@ def test_prometheus_reports_every_target_up(host):
     jobs = sorted(t["labels"]["job"] for t in up)
     assert jobs.count("temporal-workers") == len(QUEUES)
     assert jobs.count("temporal-server") == 1
+    assert jobs.count("temporal-api") == 1
     assert {t["labels"].get("task_queue") for t in up if t["labels"]["job"] == "temporal-workers"} == set(QUEUES)
 
 
@@ -212,6 +216,33 @@ def test_a_worker_killed_mid_workflow_restarts_and_the_workflow_completes(host):
     assert "COMPLETED" in json.dumps(result).upper()
 
 
+def test_an_order_placed_with_curl_through_the_api_completes(host):
+    workflow_id = f"api-order-{uuid.uuid4().hex[:8]}"
+    order = json.dumps({"order_id": workflow_id, "items": json.loads(ORDER_ITEMS), "address": "1 Main St", "email": "a@example.com"})
+    post = f"curl -sS -o /dev/stderr -w '%{{http_code}}' -H 'Content-Type: application/json' -H 'Idempotency-Key: {workflow_id}' -d '{order}' {API}/orders"
+    first = host.run(post)
+    assert first.stdout == "202", first.stderr
+    assert json.loads(first.stderr)["workflow_id"] == workflow_id
+    assert host.run(post).stdout == "200", "the same key and body must answer with the same workflow"
+    outcome = run_json(host, f"curl -fsS '{API}/workflows/{workflow_id}/result?wait_seconds=30'")
+    assert outcome["status"] == "COMPLETED", outcome
+    assert outcome["result"]["tracking_number"].startswith("TRK-")
+    assert run_json(host, f"curl -fsS {API}/readyz") == {"status": "ready"}
+
+
+def test_the_api_is_hardened(host):
+    exposure = host.check_output("systemd-analyze security temporal-api.service | tail -n 1")
+    assert float(exposure.split(":")[1].split()[0]) <= 2.0, exposure
+    config = host.file("/etc/temporal-api/config.yaml")
+    assert config.user == "root" and config.group == "temporal-api" and config.mode == 0o640
+
+
+def test_the_api_docs_render_in_headless_chromium(host):
+    ip = host.check_output("hostname -I").split()[0]
+    # The operation summaries appear only once Swagger UI, served by the API itself, rendered the document.
+    assert_the_web_ui_lists(f"http://{ip}:8000/docs", "Place an order", "api-docs.png")
+
+
 def test_web_ui_lists_the_completed_order(host, completed_order):
     ip = host.check_output("hostname -I").split()[0]
     assert_the_web_ui_lists(f"http://{ip}:8233/namespaces/default/workflows", completed_order, "ui-workflows.png")
@@ -290,7 +321,9 @@ def test_absent_removes_units_services_binaries_and_keeps_data_then_present_rest
         assert not host.file(f"/etc/systemd/system/{unit}").exists
     for service in SERVICES:
         assert not host.service(service).is_running, f"{service} still runs"
-    for path in ("/usr/local/bin/temporal", "/opt/temporal-cli", "/opt/temporal-workers", "/usr/bin/prometheus", PROMETHEUS_DROPIN):
+    assert not host.file("/etc/systemd/system/temporal-api.service").exists
+    assert not host.user("temporal-api").exists
+    for path in ("/usr/local/bin/temporal", "/opt/temporal-cli", "/opt/temporal-workers", "/opt/temporal-api", "/usr/bin/prometheus", PROMETHEUS_DROPIN):
         assert not host.file(path).exists, f"{path} is left behind"
     for path in ("/var/lib/temporal-dev/temporal.db", "/var/lib/temporal-workers/store.db", "/var/lib/prometheus"):
         assert host.file(path).exists, f"absent must keep {path}"

@@ -118,6 +118,37 @@ async def _serve(config: Config, registry: Registry, queues: Sequence[str] | Non
         return EXIT_FAILED
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    # The config is checked here, so a bad one exits 2 before any port is bound.
+    registry = load_registry()
+    config = _config(args, registry)
+    setup_logging(config.logging.level)
+    if args.config:
+        # uvicorn's worker processes build the app from the environment.
+        os.environ["TEMPORAL_WORKERS_CONFIG"] = str(Path(args.config).resolve())
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    try:
+        import uvicorn  # noqa: PLC0415 - only the API needs the optional `api` dependencies
+    except ImportError as err:
+        raise UsageError(f"the API needs the package's `api` extra: {err}") from err
+    uvicorn.run(
+        "durable_temporal_workers.api:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+        # SIGTERM: stop accepting, let requests in flight finish for up to this long.
+        timeout_graceful_shutdown=args.graceful_seconds,
+        log_level=config.logging.level.lower(),
+        access_log=False,
+        server_header=False,
+    )
+    return EXIT_OK
+
+
 def cmd_queues(args: argparse.Namespace) -> int:
     for queue in load_registry().queues():
         print(queue)
@@ -466,6 +497,19 @@ def _add_worker_commands(p: _Parsers) -> None:
         action="append",
         metavar="QUEUE",
         help="task queue to serve; repeatable (default: all registered)",
+    )
+    api = p.add("api", cmd_api, "serve the HTTP API in front of the workflows", [p.config])
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api.add_argument("--port", type=_positive_int, default=8000)
+    api.add_argument("--workers", type=_positive_int, default=1, help="uvicorn worker processes")
+    api.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate")
+    api.add_argument("--tls-key", metavar="PATH", help="and this private key")
+    api.add_argument(
+        "--graceful-seconds",
+        type=_positive_int,
+        default=20,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish",
     )
     p.add("queues", cmd_queues, "print the registered task queues, one per line")
     check = p.add(

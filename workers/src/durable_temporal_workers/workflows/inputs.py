@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
@@ -311,6 +312,14 @@ def _json_value(raw: RawValue) -> Any:
     except (ValueError, RecursionError) as err:
         # JSONDecodeError, bad UTF-8, an integer with thousands of digits.
         raise _Invalid(f"not valid JSON: {str(err)[:200]}") from None
+
+
+def parse_json(data: bytes) -> Any:
+    """``data`` parsed as strictly as a workflow's raw input; ValueError names the problem."""
+    try:
+        return _json_value(RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data)))
+    except _Invalid as err:
+        raise ValueError(str(err)) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -138,16 +138,21 @@ async def sdk_starts(
     return await _bounded(count, concurrency, one)
 
 
+async def _post_order(http: Any, workflow_id: str) -> None:
+    """Start an order with a POST to the HTTP API (``http``: httpx.AsyncClient)."""
+    response = await http.post(
+        "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
+    )
+    if response.status_code != 202:
+        raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+
+
 async def api_starts(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
-    """Orders started (not awaited) with a POST to the HTTP API (``http``: httpx.AsyncClient)."""
+    """Orders started (not awaited) through the HTTP API."""
 
     async def one(index: int) -> str:
         workflow_id = f"{id_prefix}-{index}"
-        response = await http.post(
-            "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
-        )
-        if response.status_code != 202:
-            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        await _post_order(http, workflow_id)
         return workflow_id
 
     return await _bounded(count, concurrency, one)
@@ -158,11 +163,7 @@ async def api_orders(http: Any, count: int, concurrency: int, id_prefix: str) ->
 
     async def one(index: int) -> str:
         workflow_id = f"{id_prefix}-{index}"
-        response = await http.post(
-            "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
-        )
-        if response.status_code != 202:
-            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        await _post_order(http, workflow_id)
         while True:
             answer = await http.get(f"/workflows/{workflow_id}/result", params={"wait_seconds": 30})
             if answer.status_code == 200:

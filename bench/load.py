@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -59,7 +60,24 @@ def order(order_id: str) -> dict[str, Any]:
 async def run_orders(
     client: Client, task_queue: str, count: int, concurrency: int, id_prefix: str
 ) -> Batch:
-    """Start ``count`` orders on ``task_queue``, at most ``concurrency`` in flight.
+    """Run ``count`` orders on ``task_queue`` to their end, at most ``concurrency`` in flight."""
+
+    async def one(workflow_id: str) -> None:
+        await client.execute_workflow(
+            ORDER_WORKFLOW,
+            order(workflow_id),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+
+    return await _bounded(count, concurrency, id_prefix, one)
+
+
+async def _bounded(
+    count: int, concurrency: int, id_prefix: str, one: Callable[[str], Awaitable[None]]
+) -> Batch:
+    """``one(workflow_id)`` for ``count`` ids, at most ``concurrency`` at a time, each timed.
 
     A fixed set of runners pulling from a shared counter keeps the number in flight bounded
     without creating ``count`` tasks up front: more in flight only adds queueing on 2 cores.
@@ -72,42 +90,11 @@ async def run_orders(
             workflow_id = f"{id_prefix}-{index}"
             started = time.perf_counter()
             try:
-                await client.execute_workflow(
-                    ORDER_WORKFLOW,
-                    order(workflow_id),
-                    id=workflow_id,
-                    task_queue=task_queue,
-                    execution_timeout=WORKFLOW_TIMEOUT,
-                )
-            except Exception as err:  # a failed order is counted, not fatal
+                await one(workflow_id)
+            except Exception as err:  # a failed workflow is counted, not fatal
                 batch.failures += 1
                 if len(batch.errors) < 5:
                     batch.errors.append(f"{workflow_id}: {err}")
-                continue
-            batch.latencies.append(time.perf_counter() - started)
-            batch.workflows += 1
-            batch.last_workflow_id = workflow_id
-
-    started = time.perf_counter()
-    await asyncio.gather(*(runner() for _ in range(min(concurrency, count))))
-    batch.seconds = time.perf_counter() - started
-    return batch
-
-
-async def _bounded(count: int, concurrency: int, one: Any) -> Batch:
-    """``one(index)`` for every index, at most ``concurrency`` at a time, timed one by one."""
-    batch = Batch()
-    next_index = iter(range(count))
-
-    async def runner() -> None:
-        for index in next_index:
-            started = time.perf_counter()
-            try:
-                workflow_id = await one(index)
-            except Exception as err:  # counted, not fatal
-                batch.failures += 1
-                if len(batch.errors) < 5:
-                    batch.errors.append(f"{index}: {err!r}")
                 continue
             batch.latencies.append(time.perf_counter() - started)
             batch.workflows += 1
@@ -124,8 +111,7 @@ async def sdk_starts(
 ) -> Batch:
     """Orders started (not awaited) with the SDK client directly."""
 
-    async def one(index: int) -> str:
-        workflow_id = f"{id_prefix}-{index}"
+    async def one(workflow_id: str) -> None:
         await client.start_workflow(
             ORDER_WORKFLOW,
             order(workflow_id),
@@ -133,9 +119,8 @@ async def sdk_starts(
             task_queue=task_queue,
             execution_timeout=WORKFLOW_TIMEOUT,
         )
-        return workflow_id
 
-    return await _bounded(count, concurrency, one)
+    return await _bounded(count, concurrency, id_prefix, one)
 
 
 async def _post_order(http: Any, workflow_id: str) -> None:
@@ -150,30 +135,24 @@ async def _post_order(http: Any, workflow_id: str) -> None:
 async def api_starts(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
     """Orders started (not awaited) through the HTTP API."""
 
-    async def one(index: int) -> str:
-        workflow_id = f"{id_prefix}-{index}"
-        await _post_order(http, workflow_id)
-        return workflow_id
-
-    return await _bounded(count, concurrency, one)
+    return await _bounded(count, concurrency, id_prefix, lambda wid: _post_order(http, wid))
 
 
 async def api_orders(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
     """Orders placed through the API and followed there to their end (POST, then GET the result)."""
 
-    async def one(index: int) -> str:
-        workflow_id = f"{id_prefix}-{index}"
+    async def one(workflow_id: str) -> None:
         await _post_order(http, workflow_id)
         while True:
             answer = await http.get(f"/workflows/{workflow_id}/result", params={"wait_seconds": 30})
             if answer.status_code == 200:
                 if answer.json()["status"] != "COMPLETED":
                     raise RuntimeError(answer.text[:200])
-                return workflow_id
+                return
             if answer.status_code != 202:
                 raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
 
-    return await _bounded(count, concurrency, one)
+    return await _bounded(count, concurrency, id_prefix, one)
 
 
 async def wait_all(client: Client, workflow_ids: list[str], concurrency: int = 50) -> None:

@@ -83,7 +83,12 @@ ee: galaxy-venv
 # Containers left by an interrupted run would clash by name with the scenarios' hosts.
 molecule: harness
 	docker ps -aq --filter label=owner=molecule | xargs -r docker rm -f >/dev/null
-	set -e; for scenario in $(SCENARIOS); do molecule test -s $$scenario; done
+	@mkdir -p .cache && rm -f .cache/molecule-times.txt
+	set -e; for scenario in $(SCENARIOS); do \
+	  start=$$(date +%s); molecule test -s $$scenario; \
+	  echo "$$scenario: $$(( $$(date +%s) - start )) s" >> .cache/molecule-times.txt; \
+	done
+	@echo "Molecule scenarios, wall time each:"; cat .cache/molecule-times.txt
 
 clean:
 	-docker rm -f temporal-demo

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
 
 import yaml
 from render import ROOT
+from role_tasks import tasks_of
 
 SPECS = yaml.safe_load((ROOT / "roles" / "_common" / "meta" / "argument_specs.yml").read_text())["argument_specs"]
 INCLUDES = ("ansible.builtin.include_role", "ansible.builtin.import_role")
 
 
-def walk(tasks: Any) -> Iterator[dict[str, Any]]:
-    for task in tasks or []:
-        if isinstance(task, dict):
-            yield task
-            for key in ("block", "rescue", "always"):
-                yield from walk(task.get(key))
-
-
 def calls() -> dict[str, list[tuple[Path, set[str]]]]:
     """Per tasks_from of _common: each including file and the variables its include passes."""
     found: dict[str, list[tuple[Path, set[str]]]] = defaultdict(list)
-    for path in sorted((ROOT / "roles").glob("*/tasks/*.yml")) + sorted((ROOT / "roles").glob("*/handlers/*.yml")):
-        for task in walk(yaml.safe_load(path.read_text())):
-            for key in INCLUDES:
-                arguments = task.get(key)
-                if isinstance(arguments, dict) and str(arguments.get("name", "")).split(".")[-1] == "_common":
-                    found[arguments.get("tasks_from", "main")].append((path, set(task.get("vars") or {})))
+    for path, task in tasks_of():
+        for key in INCLUDES:
+            arguments = task.get(key)
+            if isinstance(arguments, dict) and str(arguments.get("name", "")).split(".")[-1] == "_common":
+                found[arguments.get("tasks_from", "main")].append((path, set(task.get("vars") or {})))
     return found
 
 

@@ -17,47 +17,28 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 from render import ROOT
+from role_tasks import task_files, tasks_of
 
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 OURS = ("ansible.builtin", "durable.temporal")
-# Task keywords that hold tasks, and the ones that are not a module's name.
-NESTED = ("block", "rescue", "always")
 FQCN = re.compile(r"^([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)$")
 PLUGIN_IN_TEMPLATE = re.compile(r"(?:lookup\(\s*['\"]|query\(\s*['\"]|\|\s*)([a-z0-9_]+\.[a-z0-9_]+)\.[a-z0-9_]+")
 
 
-def task_files() -> list[Path]:
-    files = [ROOT / "site.yml", *sorted((ROOT / "playbooks").glob("*.yml"))]
-    for part in ("tasks", "handlers"):
-        files += sorted((ROOT / "roles").glob(f"*/{part}/*.yml"))
-    return files
-
-
-def walk(tasks: Any) -> Iterator[dict[str, Any]]:
-    for task in tasks or []:
-        if not isinstance(task, dict):
-            continue
-        yield task
-        for key in NESTED:
-            yield from walk(task.get(key))
-        yield from walk(task.get("tasks"))
-
-
 def module_calls() -> Iterator[tuple[str, Any, Path]]:
     """(FQCN of a module, its arguments, file) for every task, and the modules named in module_defaults."""
-    for path in task_files():
-        for task in walk(yaml.safe_load(path.read_text())):
-            for key, value in task.items():
-                if FQCN.match(str(key)):
-                    yield key, value, path
-            for key in task.get("module_defaults") or {}:
-                if FQCN.match(str(key)):
-                    yield key, None, path
+    for path, task in tasks_of(playbooks=True):
+        for key, value in task.items():
+            if FQCN.match(str(key)):
+                yield key, value, path
+        for key in task.get("module_defaults") or {}:
+            if FQCN.match(str(key)):
+                yield key, None, path
 
 
 def collections_in_templates() -> set[str]:
     found = set()
-    for path in [*task_files(), *(ROOT / "roles").glob("*/templates/*"), *(ROOT / "roles").glob("*/vars/*.yml"),
+    for path in [*task_files(playbooks=True), *(ROOT / "roles").glob("*/templates/*"), *(ROOT / "roles").glob("*/vars/*.yml"),
                  *(ROOT / "roles").glob("*/defaults/*.yml"), *(ROOT / "templates").rglob("*.j2")]:
         found |= set(PLUGIN_IN_TEMPLATE.findall(path.read_text()))
     return found

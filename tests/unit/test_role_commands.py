@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
 from render import ROOT
+from role_tasks import tasks_of
 
 COMMANDS = ("ansible.builtin.command", "ansible.builtin.shell")
 # Programs a module already drives: systemd (service_facts, systemd_service), dpkg and apt (apt,
@@ -14,27 +14,18 @@ COMMANDS = ("ansible.builtin.command", "ansible.builtin.shell")
 MODULE_WORK = {"systemctl", "dpkg-query", "dpkg", "apt-get", "apt", "service", "useradd", "groupadd", "userdel", "groupdel"}
 
 
-def walk(tasks: Any) -> Iterator[dict[str, Any]]:
-    for task in tasks or []:
-        if isinstance(task, dict):
-            yield task
-            for key in ("block", "rescue", "always"):
-                yield from walk(task.get(key))
-
-
 def command_tasks() -> Iterator[tuple[Path, dict[str, Any], str]]:
-    for path in sorted((ROOT / "roles").glob("*/tasks/*.yml")) + sorted((ROOT / "roles").glob("*/handlers/*.yml")):
-        for task in walk(yaml.safe_load(path.read_text())):
-            for key in COMMANDS:
-                if key in task:
-                    arguments = task[key]
-                    argv = arguments.get("argv") if isinstance(arguments, dict) else None
-                    if isinstance(argv, list):
-                        program = str(argv[0])
-                    else:
-                        text = arguments if isinstance(arguments, str) else str(arguments.get("cmd", argv or ""))
-                        program = text.split()[0] if text.split() else ""
-                    yield path, task, program
+    for path, task in tasks_of():
+        for key in COMMANDS:
+            if key in task:
+                arguments = task[key]
+                argv = arguments.get("argv") if isinstance(arguments, dict) else None
+                if isinstance(argv, list):
+                    program = str(argv[0])
+                else:
+                    text = arguments if isinstance(arguments, str) else str(arguments.get("cmd", argv or ""))
+                    program = text.split()[0] if text.split() else ""
+                yield path, task, program
 
 
 def test_the_parser_finds_the_commands() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +43,27 @@ def run_playbook(tmp_path: Path, inventory: str, playbook: str, *args: str) -> s
         timeout=120,
         check=False,
     )
+
+
+def role_vars_play(hosts: str, *files: str) -> str:
+    """The head of a play, without facts, that loads these files of roles/ (e.g. "worker/defaults/main.yml")."""
+    listed = "".join(f"\n    - {ROOT}/roles/{name}" for name in files)
+    return f"- hosts: {hosts}\n  gather_facts: false\n  vars_files:{listed}\n"
+
+
+def role_values(tmp_path: Path, inventory: str, files: tuple[str, ...], values: dict[str, str], *args: str) -> dict[str, dict[str, Any]]:
+    """Each inventory host's values of these expressions, with these roles' files loaded: {host: {key: value}}."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "values"
+    out.mkdir(exist_ok=True)
+    expressions = "".join(f"\n          {key}: {json.dumps(expression)}" for key, expression in values.items())
+    playbook = role_vars_play("all", *files) + f"""  tasks:
+    - ansible.builtin.copy:
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        content: "{{{{ values | to_json }}}}"
+        mode: "0600"
+      vars:
+        values:{expressions}
+"""
+    run_local_playbook(tmp_path, inventory, playbook, *args)
+    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}

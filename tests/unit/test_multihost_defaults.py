@@ -4,12 +4,11 @@ metrics listen beyond loopback only for a Prometheus on another host."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
-from render import ROOT, run_local_playbook
+from render import role_values
 
 MULTI_HOST = {
     "all": {
@@ -36,35 +35,20 @@ MULTI_HOST = {
 
 SINGLE_HOST = {"all": {"vars": MULTI_HOST["all"]["vars"], "hosts": {"solo": {}}}}
 
-PLAYBOOK = """
-- hosts: all
-  gather_facts: false
-  vars_files:
-    - {root}/roles/_common/vars/main.yml
-    - {root}/roles/dev_server/defaults/main.yml
-    - {root}/roles/worker/defaults/main.yml
-    - {root}/roles/postgresql/defaults/main.yml
-  tasks:
-    - ansible.builtin.copy:
-        dest: "{out}/{{{{ inventory_hostname }}}}.json"
-        content: "{{{{ values | to_json }}}}"
-        mode: "0600"
-      vars:
-        values:
-          dev_server_ip: "{{{{ temporal_dev_server_ip }}}}"
-          worker_address: "{{{{ temporal_worker_address }}}}"
-          store_url: "{{{{ temporal_worker_store_url }}}}"
-          store_password: "{{{{ temporal_worker_store_password }}}}"
-          worker_metrics_ip: "{{{{ temporal_worker_metrics_ip }}}}"
-          store_networks: "{{{{ temporal_postgresql_worker_store_allowed_networks }}}}"
-          server_databases: "{{{{ temporal_postgresql_server_databases | bool }}}}"
-"""
+FILES = ("_common/vars/main.yml", "dev_server/defaults/main.yml", "worker/defaults/main.yml", "postgresql/defaults/main.yml")
+VALUES = {
+    "dev_server_ip": "{{ temporal_dev_server_ip }}",
+    "worker_address": "{{ temporal_worker_address }}",
+    "store_url": "{{ temporal_worker_store_url }}",
+    "store_password": "{{ temporal_worker_store_password }}",
+    "worker_metrics_ip": "{{ temporal_worker_metrics_ip }}",
+    "store_networks": "{{ temporal_postgresql_worker_store_allowed_networks }}",
+    "server_databases": "{{ temporal_postgresql_server_databases | bool }}",
+}
 
 
 def render(tmp_path: Path, inventory: dict, *extra: str) -> dict[str, dict]:
-    tmp_path.mkdir(exist_ok=True)
-    run_local_playbook(tmp_path, yaml.safe_dump(inventory), PLAYBOOK.format(root=ROOT, out=tmp_path), *extra)
-    return {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+    return role_values(tmp_path, yaml.safe_dump(inventory), FILES, VALUES, *extra)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from render import ROOT, run_local_playbook
+from render import ROOT, role_vars_play, run_local_playbook
 
 INVENTORY = """
 all:
@@ -28,14 +28,7 @@ all:
         monitoring: {temporal_advertise_address: 10.0.0.30}
 """
 
-PLAYBOOK = """
-- hosts: monitoring
-  gather_facts: false
-  vars_files:
-    - {root}/roles/_common/vars/main.yml
-    - {root}/roles/prometheus/defaults/main.yml
-    - {root}/roles/prometheus/vars/main.yml
-  tasks:
+TASKS = """  tasks:
     - ansible.builtin.template:
         src: {root}/roles/prometheus/templates/temporal.yml.j2
         dest: {out}
@@ -45,7 +38,8 @@ PLAYBOOK = """
 def render(tmp_path: Path, inventory: str = INVENTORY, host: str = "monitoring") -> dict:
     tmp_path.mkdir(exist_ok=True)
     out = tmp_path / "temporal.yml"
-    run_local_playbook(tmp_path, inventory, PLAYBOOK.replace("hosts: monitoring", f"hosts: {host}").format(root=ROOT, out=out))
+    playbook = role_vars_play(host, "_common/vars/main.yml", "prometheus/defaults/main.yml", "prometheus/vars/main.yml")
+    run_local_playbook(tmp_path, inventory, playbook + TASKS.format(root=ROOT, out=out))
     return yaml.safe_load(out.read_text())
 
 

@@ -6,27 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from render import BOX_INVENTORY, ROOT, run_local_playbook
+from render import BOX_INVENTORY, role_values
 
-PLAYBOOK = """
-- hosts: box
-  gather_facts: false
-  vars_files:
-    - {root}/roles/_common/vars/main.yml
-    - {root}/roles/worker/defaults/main.yml
-    - {root}/roles/worker/vars/main.yml
-  tasks:
-    - ansible.builtin.copy:
-        dest: "{out}"
-        content: "{{{{ _temporal_worker_config | to_json }}}}"
-        mode: "0600"
-"""
+FILES = ("_common/vars/main.yml", "worker/defaults/main.yml", "worker/vars/main.yml")
 
 
 def render(tmp_path: Path, *extra: str) -> dict:
-    out = tmp_path / "config.json"
-    run_local_playbook(tmp_path, BOX_INVENTORY, PLAYBOOK.format(root=ROOT, out=out), *extra)
-    return json.loads(out.read_text())
+    return role_values(tmp_path, BOX_INVENTORY, FILES, {"config": "{{ _temporal_worker_config }}"}, *extra)["box"]["config"]
 
 
 def test_fault_injection_is_left_out_by_default(tmp_path: Path) -> None:

@@ -8,13 +8,16 @@ from pathlib import Path
 import yaml
 from render import ROOT, role_vars_play, run_local_playbook
 
-INVENTORY = """
+# Local hosts, grouped as the inventories below name them.
+LOCAL = """
 all:
   vars:
     ansible_connection: local
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   children:
-    temporal_server:
+"""
+
+INVENTORY = LOCAL + """    temporal_server:
       hosts:
         server: {temporal_advertise_address: 10.0.0.10, temporal_dev_server_metrics_port: 9300}
     temporal_workers:
@@ -61,13 +64,7 @@ def test_a_worker_on_the_prometheus_host_is_scraped_over_loopback_others_where_t
     # worker1 also runs Prometheus, with the other monitoring host: it listens on its own address.
     # worker2 runs Prometheus alone: its workers stay on loopback, scraped from itself.
     # worker3 names its address, worker4 listens on every address.
-    inventory = """
-all:
-  vars:
-    ansible_connection: local
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  children:
-    temporal_server:
+    inventory = LOCAL + """    temporal_server:
       hosts:
         server: {temporal_advertise_address: 10.0.0.10}
     temporal_workers:
@@ -82,13 +79,7 @@ all:
 """
     from_worker1 = {t.split(":")[0] for t in targets(render(tmp_path / "w1", inventory, "worker1"), "temporal-workers")}
     assert from_worker1 == {"10.0.0.21", "10.9.9.9", "10.0.0.24"}
-    alone = """
-all:
-  vars:
-    ansible_connection: local
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  children:
-    temporal_workers:
+    alone = LOCAL + """    temporal_workers:
       hosts:
         worker2: {temporal_advertise_address: 10.0.0.22}
     temporal_monitoring:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from render import BOX_INVENTORY, run_local_playbook, run_playbook
+from render import BOX_INVENTORY, ROOT, run_local_playbook, run_playbook
 
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
@@ -156,3 +156,95 @@ def test_bad_entries_fail_before_anything_changes(tmp_path: Path, base: Path, en
     assert message in failed.stdout
     assert not (base / "etc").exists()
     assert (base / "stale").exists()
+
+
+def test_the_action_uses_only_the_action_plugin_api() -> None:
+    """Private parts of ansible-core (the shell's tmpdir, the plugin loaders) change without notice."""
+    source = (ROOT / "plugins" / "action" / "files.py").read_text()
+    for private in ("_shell", "_shared_loader_obj", "action_loader", "_connection."):
+        assert private not in source, private
+
+
+NO_PIPELINING_INVENTORY = """
+all:
+  hosts:
+    box:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+      ansible_pipelining: false
+      ansible_remote_tmp: REMOTE_TMP
+"""
+
+
+def test_without_pipelining_a_file_from_the_controller_is_written_and_no_temporary_directory_stays(tmp_path: Path) -> None:
+    target = tmp_path / "host"
+    target.mkdir()
+    remote_tmp = tmp_path / "remote-tmp"
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "motd").write_text("from the controller\n")
+    play = f"""
+- hosts: box
+  gather_facts: false
+  tasks:
+    - name: Put the files in place
+      durable.temporal.files:
+        files:
+          - path: {target}/motd
+            src: motd
+            mode: "0644"
+      register: put
+    - name: Show what the task returned
+      ansible.builtin.debug:
+        msg: "RESULT={{{{ put | to_json }}}}"
+"""
+    inventory = NO_PIPELINING_INVENTORY.replace("REMOTE_TMP", str(remote_tmp))
+    first = task_result(run_local_playbook(tmp_path, inventory, play))
+    assert first["changed"] is True
+    assert (target / "motd").read_text() == "from the controller\n"
+    assert list(remote_tmp.iterdir()) == []
+
+    # Same content, other mode: the file module alone puts it right, nothing is copied.
+    (target / "motd").chmod(0o600)
+    out = run_local_playbook(tmp_path, inventory, play, "-vvv")
+    assert task_result(out)["files"][str(target / "motd")]["changed"] is True
+    assert oct((target / "motd").stat().st_mode & 0o777) == "0o644"
+    section = out.split("TASK [Put the files in place]")[1].split("TASK [")[0]
+    assert "AnsiballZ_file.py" in section and "AnsiballZ_copy.py" not in section
+    assert list(remote_tmp.iterdir()) == []
+
+
+def test_secrets_stay_out_of_the_diff_with_diff_false_or_no_log(tmp_path: Path) -> None:
+    target = tmp_path / "host"
+    target.mkdir()
+    (target / "quiet.env").write_text("PASSWORD=old-hush-one\n")
+    (target / "hidden.env").write_text("PASSWORD=old-hush-two\n")
+    play = f"""
+- hosts: box
+  gather_facts: false
+  tasks:
+    - name: Write a password without a diff
+      durable.temporal.files:
+        files:
+          - path: {target}/quiet.env
+            content: "PASSWORD=new-hush-one\\n"
+            mode: "0600"
+      diff: false
+    - name: Write a password with no_log
+      durable.temporal.files:
+        files:
+          - path: {target}/hidden.env
+            content: "PASSWORD=new-hush-two\\n"
+            mode: "0600"
+      no_log: true
+    - name: Write a plain file
+      durable.temporal.files:
+        files:
+          - path: {target}/plain.conf
+            content: "visible=yes\\n"
+"""
+    out = run_local_playbook(tmp_path, BOX_INVENTORY, play, "--diff", "-v")
+    assert (target / "quiet.env").read_text() == "PASSWORD=new-hush-one\n"
+    assert (target / "hidden.env").read_text() == "PASSWORD=new-hush-two\n"
+    assert "hush" not in out
+    # The diff is shown where it may be.
+    assert "+visible=yes" in out

@@ -20,7 +20,7 @@ LOYALTY = "loyalty"
 
 # --- input limits -------------------------------------------------------------
 # Workers check every workflow input against its type hints and these caps
-# before the workflow runs (see workflows/inputs.py). The caps keep anything a
+# before the workflow runs (see workflows/inputs/). The caps keep anything a
 # client sends far below the server's 2 MB payload limit, and keep the error
 # reports and activity inputs built from it small.
 
@@ -32,7 +32,7 @@ MAX_TEXT_LENGTH = 1_000
 MAX_EMAIL_LENGTH = 254
 # Any list, and any JSON object read as a dict (e.g. fail_times).
 MAX_ITEMS = 100
-# Field metadata keys read by workflows/inputs.py.
+# Field metadata keys read by workflows/inputs/convert.py.
 MAX_LENGTH = "max_length"
 MAX_ITEMS_KEY = "max_items"
 MINIMUM = "minimum"

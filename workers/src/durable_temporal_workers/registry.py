@@ -211,7 +211,12 @@ class Registry:
     # --- calling, from workflow code ----------------------------------------------
 
     async def execute(self, fn: Callable[..., Awaitable[R]], *args: Any) -> R:
-        """Run a registered activity from a workflow, on the queue it is registered on."""
+        """Run a registered activity from a workflow, on the queue it is registered on.
+
+        Its timeouts and retry policy are left unset here: the worker's
+        :class:`~durable_temporal_workers.policies.ActivityPolicyInterceptor`
+        fills them in from its config, by activity name.
+        """
         spec = self._activities.get(fn)
         if spec is None:
             raise RegistryError(f"{fn.__qualname__} is not a registered activity")

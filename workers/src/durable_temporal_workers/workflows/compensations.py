@@ -33,7 +33,8 @@ class Compensations:
         done: list[str] = []
         for fn, arg in reversed(self._steps):
             try:
-                # Compensations retry until they succeed (see config retries).
+                # Options from config like any call (workflows/__init__.py): by
+                # default, compensations retry until they succeed.
                 await _shielded(registry.execute(fn, arg))
                 done.append(fn.__name__)
             except ActivityError as err:

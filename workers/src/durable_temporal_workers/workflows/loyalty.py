@@ -22,6 +22,12 @@ class LoyaltyWorkflow:
 
     Continues as new, carrying the points, after ``continue_as_new_after``
     updates in one run or when the server suggests it.
+
+    The ``LoyaltyAccount`` is decoded strictly, and so is the update's
+    argument: a bad start fails the workflow at once with a non-retryable
+    ``InvalidInput``; a bad update (``2.5``, ``true``, a number past 64 bits)
+    is rejected by its validator with the same error and leaves no trace in
+    the history (why: see ``workflows/__init__.py``). Calls no activity.
     """
 
     @workflow.init

@@ -1,4 +1,9 @@
-"""MachineOperatorWorkflow: one long-lived workflow per machine, driven by signals."""
+"""MachineOperatorWorkflow: one long-lived workflow per machine, driven by signals.
+
+Activity options are not written here: bring_up_machine and tear_down_machine
+get the timeouts and retry policy that the worker's config gives them (see
+``workflows/__init__.py``).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ class MachineOperatorWorkflow:
     The input is the machine id. The optional second argument carries state
     (and still-queued signals) across continue-as-new, which happens after
     ``continue_as_new_after`` signals in one run or when the server suggests it.
+
+    Both are decoded strictly: an unknown state or signal in the carry-over
+    would sit in the workflow for good, so it fails the workflow at once with
+    a non-retryable ``InvalidInput`` instead (why: see ``workflows/__init__.py``).
+    Signals carry no argument, so there is nothing to decode in them.
     """
 
     @workflow.init
@@ -86,6 +96,7 @@ class MachineOperatorWorkflow:
         return self._state
 
     async def _apply(self, machine_id: str, signal: MachineSignal) -> None:
+        # Timeouts and retries: the worker's config for each activity name.
         if signal == SET_UP and self._state == MACHINE_DOWN:
             self._state = await registry.execute(bring_up_machine, machine_id)
         elif signal == TEAR_DOWN and self._state == MACHINE_UP:

@@ -1,4 +1,9 @@
-"""OrderWorkflow: validate, charge, ship, notify; undone if it fails or is cancelled."""
+"""OrderWorkflow: validate, charge, ship, notify; undone if it fails or is cancelled.
+
+Activity options are not written here: each call gets the timeouts and retry
+policy that the worker's config gives that activity (see ``workflows/__init__.py``).
+By default the compensations, refund_payment and cancel_shipment, retry until they succeed.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,12 @@ ORDER_FAILED = "OrderFailed"
 class OrderWorkflow:
     """Each step has its own timeout and retry policy, from the worker's config.
 
-    An invalid order fails in validate_order with a non-retryable
-    ``InvalidOrder`` error, so it fails at once, on its first attempt.
+    The ``Order`` is decoded strictly: a malformed one fails the workflow at
+    once with a non-retryable ``InvalidInput`` naming each bad field, before
+    any activity runs (why: see ``workflows/__init__.py``).
+
+    A well-formed but invalid order (no address, a zero quantity) fails in
+    validate_order with a non-retryable ``InvalidOrder`` error, on its first attempt.
 
     Once validated, the order is a saga: if charging, shipping or notifying
     fails, the shipment is cancelled and the charge refunded (the workflow
@@ -41,6 +50,7 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
+        # Timeouts and retries: the worker's config for each activity name.
         await registry.execute(OrderActivities.validate_order, order)
         undo = Compensations()
         try:

@@ -3,6 +3,14 @@
 A failed step fails the workflow (TransferFailed, BookingFailed) after its
 compensations ran; a cancel ends it CANCELED after they ran. Either way the
 steps that ran are undone, newest first, and nothing else.
+
+Activity options are not written here: each call gets the timeouts and retry
+policy that the worker's config gives that activity (see ``workflows/__init__.py``).
+By default the compensations (refund, reverse_credit, cancel_*) retry until they succeed.
+
+Each workflow decodes its input strictly: a malformed one fails it at once
+with a non-retryable ``InvalidInput`` naming each bad field, before any
+activity runs (why: see ``workflows/__init__.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class TransferMoneyWorkflow:
 
     @workflow.run
     async def run(self, transfer: Transfer) -> TransferResult:
+        # Well-formed (decoding checked the types and caps), but is it a transfer?
         if transfer.amount_cents <= 0 or transfer.from_account == transfer.to_account:
             raise ApplicationError(
                 "a transfer needs a positive amount between two different accounts",
@@ -53,6 +62,7 @@ class TransferMoneyWorkflow:
         credit = TransferLeg(transfer.to_account, transfer.amount_cents, transfer.faults)
         undo = Compensations()
         try:
+            # Timeouts and retries: the worker's config for each activity name.
             undo.add(SagaActivities.refund, debit)
             await registry.execute(SagaActivities.debit, debit)
             undo.add(SagaActivities.reverse_credit, credit)
@@ -93,6 +103,7 @@ class BookTripWorkflow:
         confirmations: dict[str, str] = {}
         try:
             for reserve, cancel, item in steps:
+                # Timeouts and retries: the worker's config for each activity name.
                 reservation = Reservation(item, trip.faults)
                 undo.add(cancel, reservation)
                 receipt = await registry.execute(reserve, reservation)

@@ -1,4 +1,4 @@
-"""roles/_common documents one entry point per tasks file the other roles include, with the inputs they pass."""
+"""roles/_common documents one entry point per tasks file the other roles include (main: their dependency), with the inputs they pass."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def calls() -> dict[str, list[tuple[Path, set[str]]]]:
             arguments = task.get(key)
             if isinstance(arguments, dict) and str(arguments.get("name", "")).split(".")[-1] == "_common":
                 found[arguments.get("tasks_from", "main")].append((path, set(task.get("vars") or {})))
+    # main runs as the roles' dependency, and imports the entry points it is made of.
+    for path in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        for dependency in yaml.safe_load(path.read_text()).get("dependencies") or []:
+            if str(dependency.get("role", "")).split(".")[-1] == "_common":
+                found["main"].append((path, set(dependency.get("vars") or {})))
+    for task in yaml.safe_load((ROOT / "roles" / "_common" / "tasks" / "main.yml").read_text()):
+        if "ansible.builtin.import_tasks" in task:
+            entry = task["ansible.builtin.import_tasks"].removesuffix(".yml")
+            found[entry].append((ROOT / "roles" / "_common" / "tasks" / "main.yml", set()))
     return found
 
 

@@ -159,7 +159,7 @@ class ActionModule(ActionBase):
             before.get("type") == "file" and before.get("checksum") == entry["expected_checksum"]
         )
         if content_differs:
-            outcome = self._write(entry, attributes, task_vars)
+            outcome = self._write(entry, before, attributes, task_vars)
         else:
             args = dict(attributes, path=entry["path"], state=entry["state"])
             for key in ("src", "force"):
@@ -171,9 +171,14 @@ class ActionModule(ActionBase):
             outcome["diffs"].append(outcome.pop("diff"))
         return outcome
 
-    def _write(self, entry: dict[str, Any], attributes: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+    def _write(
+        self, entry: dict[str, Any], before: dict[str, Any], attributes: dict[str, Any], task_vars: dict[str, Any]
+    ) -> dict[str, Any]:
         """New content: diffed, then (outside check mode) staged on the host and moved in by the copy module."""
         path = entry["path"]
+        if before.get("type") == "directory":
+            # The copy module would write into it; an entry names the file itself.
+            return {"failed": True, "msg": "is a directory, not a file"}
         diffs: list[Any] = []
         if self._task.diff:
             # The peek and the slurp of the copy action; no_log blanks both sides of the diff.

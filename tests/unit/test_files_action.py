@@ -248,3 +248,11 @@ def test_secrets_stay_out_of_the_diff_with_diff_false_or_no_log(tmp_path: Path) 
     assert "hush" not in out
     # The diff is shown where it may be.
     assert "+visible=yes" in out
+
+
+def test_a_file_entry_where_a_directory_is_fails_and_writes_nothing_into_it(tmp_path: Path, base: Path) -> None:
+    (base / "etc" / "app.conf").mkdir(parents=True)
+    failed = run_playbook(tmp_path, BOX_INVENTORY, playbook(base))
+    assert failed.returncode != 0
+    assert f"{base / 'etc' / 'app.conf'}: is a directory, not a file" in failed.stdout
+    assert list((base / "etc" / "app.conf").iterdir()) == []

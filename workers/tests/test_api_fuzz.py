@@ -19,7 +19,6 @@ import pytest
 from .conftest import (
     API_FUZZ_NAMESPACE,
     TEST_CONFIG,
-    DevServer,
     console_script,
     free_port,
     subprocess_env,
@@ -53,10 +52,10 @@ async def _wait_ready(url: str, within: float = 30.0) -> None:
 
 
 @pytest.fixture
-async def api_url(server: DevServer, tmp_path: Path) -> AsyncIterator[str]:
+async def api_url(server_address: str, tmp_path: Path) -> AsyncIterator[str]:
     config = tmp_path / "config.yaml"
     config.write_text(
-        TEST_CONFIG.format(address=server.address, metrics_port=free_port(), store=tmp_path / "s")
+        TEST_CONFIG.format(address=server_address, metrics_port=free_port(), store=tmp_path / "s")
         # Fuzzed workflows end soon whatever their input asks.
         .replace("workflow_execution_seconds: 120", "workflow_execution_seconds: 15")
         # As deployed: fault injection off, so the schema offers no fault fields.

@@ -49,7 +49,7 @@ from durable_temporal_workers.workflows.inputs import INVALID_INPUT, InputSpec
 from durable_temporal_workers.workflows.loyalty import LoyaltyWorkflow
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 
-from .conftest import DevServer, temporal_binary
+from .conftest import temporal_binary
 
 # A workflow that fails on bad input must do so well within this.
 PROMPTLY = 10.0
@@ -596,13 +596,13 @@ async def test_payload_over_the_server_limit_is_refused_at_start(client: Client)
     assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
-def temporal_cli(server: DevServer, config: Config, *args: str) -> subprocess.CompletedProcess[str]:
+def temporal_cli(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             temporal_binary(),
             *args,
             "--address",
-            server.address,
+            config.temporal.address,
             "--namespace",
             config.temporal.namespace,
         ],
@@ -613,13 +613,11 @@ def temporal_cli(server: DevServer, config: Config, *args: str) -> subprocess.Co
     )
 
 
-async def test_temporal_cli_refuses_malformed_json(
-    client: Client, server: DevServer, config: Config
-) -> None:
+async def test_temporal_cli_refuses_malformed_json(client: Client, config: Config) -> None:
     workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
     start = ["workflow", "start", "--type", "OrderWorkflow", "--task-queue", ORDERS]
     done = await asyncio.to_thread(
-        temporal_cli, server, config, *start, "--workflow-id", workflow_id, "--input", "{not json"
+        temporal_cli, config, *start, "--workflow-id", workflow_id, "--input", "{not json"
     )
     assert done.returncode == 1
     assert "input #1 is not valid JSON" in done.stderr
@@ -628,13 +626,13 @@ async def test_temporal_cli_refuses_malformed_json(
 
 
 async def test_temporal_cli_wrong_types_fail_the_workflow(
-    client: Client, server: DevServer, config: Config, store: Store
+    client: Client, config: Config, store: Store
 ) -> None:
     workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
     start = ["workflow", "start", "--type", "OrderWorkflow", "--task-queue", ORDERS]
     bad = json.dumps({"order_id": 5, "items": "many"})
     done = await asyncio.to_thread(
-        temporal_cli, server, config, *start, "--workflow-id", workflow_id, "--input", bad
+        temporal_cli, config, *start, "--workflow-id", workflow_id, "--input", bad
     )
     assert done.returncode == 0, done.stderr
     handle = client.get_workflow_handle(workflow_id)

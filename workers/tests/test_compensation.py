@@ -19,9 +19,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal_workers.catalog import load_registry
-from durable_temporal_workers.config import Config, MetricsConfig, RetryConfig
+from durable_temporal_workers.config import Config, RetryConfig
 from durable_temporal_workers.models import (
     ORDERS,
     SAGAS,
@@ -32,7 +32,6 @@ from durable_temporal_workers.models import (
     Trip,
 )
 from durable_temporal_workers.store import SqliteStore
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 from durable_temporal_workers.workflows.sagas import (
     BookTripWorkflow,
@@ -40,7 +39,7 @@ from durable_temporal_workers.workflows.sagas import (
     TransferMoneyWorkflow,
 )
 
-from .conftest import HELD_NAMESPACE
+from .conftest import HELD_NAMESPACE, on_namespace, serving
 
 # Kinds of effect that cannot be taken back: a message once sent stays sent.
 IRREVERSIBLE = {"notification"}
@@ -187,14 +186,13 @@ def balances_of(store_path: str, accounts: dict[str, int]) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 async def held(
-    config: Config, tmp_path_factory: pytest.TempPathFactory
+    workflow_env: WorkflowEnvironment, config: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[Client, str]]:
     """Workers whose failing steps retry for a long time, so a test can cancel at a step."""
     store_path = str(tmp_path_factory.mktemp("held") / "held.db")
-    held_config = dataclasses.replace(
+    held_config = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=HELD_NAMESPACE),
-        metrics=MetricsConfig(bind_address=None),
+        HELD_NAMESPACE,
         store=dataclasses.replace(config.store, path=store_path),
         retries=dataclasses.replace(
             config.retries,
@@ -206,11 +204,8 @@ async def held(
             ),
         ),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(held_config, load_registry(), None, stop))
-    yield await Client.connect(config.temporal.address, namespace=HELD_NAMESPACE), store_path
-    stop.set()
-    assert await task == 0
+    async with serving(workflow_env, held_config) as client:
+        yield client, store_path
 
 
 async def wait_until_retrying(handle: WorkflowHandle[Any, Any], activity_type: str) -> None:

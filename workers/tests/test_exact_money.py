@@ -3,7 +3,6 @@ and the amount, and changes nothing; in the SQLite and the PostgreSQL store alik
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,12 +13,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from durable_temporal_workers.activities.orders import OrderActivities
 from durable_temporal_workers.activities.sagas import SagaActivities
-from durable_temporal_workers.catalog import load_registry
-from durable_temporal_workers.config import Config, MetricsConfig, StoreConfig
+from durable_temporal_workers.config import Config, StoreConfig
 from durable_temporal_workers.deps import ActivityDeps
 from durable_temporal_workers.faults import FaultInjector
 from durable_temporal_workers.models import (
@@ -33,7 +31,6 @@ from durable_temporal_workers.models import (
     TransferLeg,
 )
 from durable_temporal_workers.store import MAX_CENTS, SqlStore, open_store
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 from durable_temporal_workers.workflows.sagas import (
     BalancesWorkflow,
@@ -41,7 +38,7 @@ from durable_temporal_workers.workflows.sagas import (
     TransferMoneyWorkflow,
 )
 
-from .conftest import POSTGRES_NAMESPACE, activity_attempts
+from .conftest import POSTGRES_NAMESPACE, activity_attempts, on_namespace, serving
 from .postgres import PostgresServer
 
 # Two items whose total is 2^63 + 2^62: each fits 64 bits, their product sum does not.
@@ -139,22 +136,20 @@ async def test_an_order_total_past_64_bits_is_an_invalid_order(store: SqlStore) 
 
 
 @pytest.fixture
-async def postgres_workers(config: Config, postgres: PostgresServer) -> AsyncIterator[Client]:
+async def postgres_workers(
+    workflow_env: WorkflowEnvironment, config: Config, postgres: PostgresServer
+) -> AsyncIterator[Client]:
     """The orders and sagas queues served with a PostgreSQL store, on their own namespace."""
-    host_config = dataclasses.replace(
+    host_config = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=POSTGRES_NAMESPACE),
-        metrics=MetricsConfig(bind_address=None),
+        POSTGRES_NAMESPACE,
         store=StoreConfig(
             url=postgres.url(postgres.create_database()),
             password_file=str(postgres.password_file),
         ),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(host_config, load_registry(), [ORDERS, SAGAS], stop))
-    yield await Client.connect(config.temporal.address, namespace=POSTGRES_NAMESPACE)
-    stop.set()
-    assert await task == 0
+    async with serving(workflow_env, host_config, [ORDERS, SAGAS]) as client:
+        yield client
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -12,44 +11,38 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal_workers.catalog import load_registry
 from durable_temporal_workers.config import (
     Config,
     ConfigError,
     FaultsConfig,
-    MetricsConfig,
     load_config,
 )
 from durable_temporal_workers.faults import MAX_PLANNED_FAILURES_WITHOUT_RETRY_LIMIT
 from durable_temporal_workers.models import ORDERS, SAGAS, Order, OrderItem, SeedAccounts, Transfer
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 from durable_temporal_workers.workflows.sagas import SeedAccountsWorkflow, TransferMoneyWorkflow
 
-from .conftest import NO_FAULTS_NAMESPACE, activity_attempts
+from .conftest import NO_FAULTS_NAMESPACE, activity_attempts, on_namespace, serving
 
 
 @pytest.fixture(scope="module")
 async def production_client(
-    config: Config, tmp_path_factory: pytest.TempPathFactory
+    workflow_env: WorkflowEnvironment, config: Config, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Client]:
     """Workers with the shipped default, ``faults.enabled: false``."""
-    off = dataclasses.replace(
+    off = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=NO_FAULTS_NAMESPACE),
-        metrics=MetricsConfig(bind_address=None),
+        NO_FAULTS_NAMESPACE,
         store=dataclasses.replace(
             config.store, path=str(tmp_path_factory.mktemp("nofaults") / "store.db")
         ),
         faults=FaultsConfig(),
     )
     assert not off.faults.enabled
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(off, load_registry(), None, stop))
-    yield await Client.connect(config.temporal.address, namespace=NO_FAULTS_NAMESPACE)
-    stop.set()
-    assert await task == 0
+    async with serving(workflow_env, off) as client:
+        yield client
 
 
 def order(field: str | None = None) -> Order:

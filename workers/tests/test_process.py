@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal_workers.catalog import load_registry
 from durable_temporal_workers.config import Config
 from durable_temporal_workers.models import LOYALTY, ORDERS, LoyaltyAccount, Order, OrderItem
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.loyalty import LoyaltyWorkflow
 from durable_temporal_workers.workflows.orders import OrderWorkflow
 
@@ -28,6 +27,8 @@ from .conftest import (
     activity_attempts,
     console_script,
     free_port,
+    on_namespace,
+    serving,
     subprocess_env,
 )
 
@@ -75,12 +76,16 @@ class Process:
 
 
 @pytest.fixture
-async def subprocess_client(config: Config) -> Client:
-    return await Client.connect(config.temporal.address, namespace=SUBPROCESS_NAMESPACE)
+def subprocess_client(workflow_env: WorkflowEnvironment) -> Client:
+    return Client(workflow_env.client.service_client, namespace=SUBPROCESS_NAMESPACE)
 
 
 async def test_sigterm_lets_the_running_activity_finish(
-    config: Config, config_file: Path, subprocess_client: Client, tmp_path: Path
+    workflow_env: WorkflowEnvironment,
+    config: Config,
+    config_file: Path,
+    subprocess_client: Client,
+    tmp_path: Path,
 ) -> None:
     env = subprocess_env(
         config_file,
@@ -132,19 +137,13 @@ async def test_sigterm_lets_the_running_activity_finish(
     assert completed == ["validate_order", "charge_payment", "ship_order"]
 
     # ...so a new worker finishes the workflow without running it again.
-    sub_config = dataclasses.replace(
+    sub_config = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=SUBPROCESS_NAMESPACE),
-        metrics=dataclasses.replace(config.metrics, bind_address=None),
+        SUBPROCESS_NAMESPACE,
         store=dataclasses.replace(config.store, path=str(tmp_path / "store.db")),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(sub_config, load_registry(), [ORDERS], stop))
-    try:
+    async with serving(workflow_env, sub_config, [ORDERS]):
         result = await asyncio.wait_for(handle.result(), 30)
-    finally:
-        stop.set()
-        assert await task == 0
     assert result.status == "COMPLETED"
     assert result.tracking_number.startswith("TRK-")
     assert await activity_attempts(handle, "ship_order") == [1]

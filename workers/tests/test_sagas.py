@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal_workers.catalog import load_registry
-from durable_temporal_workers.config import Config, FaultRates, FaultsConfig, MetricsConfig
+from durable_temporal_workers.config import Config, FaultRates, FaultsConfig
 from durable_temporal_workers.models import (
     SAGAS,
     BalancesReport,
@@ -23,7 +23,6 @@ from durable_temporal_workers.models import (
     Trip,
 )
 from durable_temporal_workers.store import SqliteStore
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.sagas import (
     BalancesWorkflow,
     BookTripWorkflow,
@@ -31,7 +30,7 @@ from durable_temporal_workers.workflows.sagas import (
     TransferMoneyWorkflow,
 )
 
-from .conftest import CHAOS_NAMESPACE, transfer_outcome
+from .conftest import CHAOS_NAMESPACE, on_namespace, serving, transfer_outcome
 
 
 def unique(name: str) -> str:
@@ -131,16 +130,17 @@ CHAOS_RATES = FaultRates(fail_before_rate=0.15, fail_after_rate=0.15)
 
 
 @pytest.fixture
-async def chaos(config: Config, tmp_path: Path) -> AsyncIterator[tuple[Client, SqliteStore]]:
+async def chaos(
+    workflow_env: WorkflowEnvironment, config: Config, tmp_path: Path
+) -> AsyncIterator[tuple[Client, SqliteStore]]:
     """Saga workers whose every money step randomly fails before or after committing.
 
     A namespace and store of their own keep the random faults away from the
     other tests.
     """
-    chaos_config = dataclasses.replace(
+    chaos_config = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=CHAOS_NAMESPACE),
-        metrics=MetricsConfig(bind_address=None),
+        CHAOS_NAMESPACE,
         store=dataclasses.replace(config.store, path=str(tmp_path / "chaos.db")),
         faults=FaultsConfig(
             enabled=True,
@@ -149,12 +149,8 @@ async def chaos(config: Config, tmp_path: Path) -> AsyncIterator[tuple[Client, S
             },
         ),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workers(chaos_config, load_registry(), [SAGAS], stop))
-    client = await Client.connect(config.temporal.address, namespace=CHAOS_NAMESPACE)
-    yield client, SqliteStore(chaos_config.store.path)
-    stop.set()
-    assert await task == 0
+    async with serving(workflow_env, chaos_config, [SAGAS]) as client:
+        yield client, SqliteStore(chaos_config.store.path)
 
 
 async def test_money_is_conserved_under_faults(chaos: tuple[Client, SqliteStore]) -> None:

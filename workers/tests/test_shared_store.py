@@ -3,42 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal_workers.catalog import load_registry
 from durable_temporal_workers.config import (
     Config,
     FaultRates,
     FaultsConfig,
-    MetricsConfig,
     StoreConfig,
 )
 from durable_temporal_workers.models import SAGAS, SeedAccounts, Transfer
 from durable_temporal_workers.store_postgres import PostgresStore
-from durable_temporal_workers.worker import run_workers
 from durable_temporal_workers.workflows.sagas import SeedAccountsWorkflow
 
-from .conftest import POSTGRES_NAMESPACE, transfer_outcome
+from .conftest import POSTGRES_NAMESPACE, on_namespace, serving, transfer_outcome
 from .postgres import PostgresServer
 
 
 @pytest.fixture
 async def two_hosts(
-    config: Config, postgres: PostgresServer
+    workflow_env: WorkflowEnvironment, config: Config, postgres: PostgresServer
 ) -> AsyncIterator[tuple[Client, PostgresStore]]:
     """Two run_workers, each with its own PostgresStore on one database, on one queue."""
     store_config = StoreConfig(
         url=postgres.url(postgres.create_database()), password_file=str(postgres.password_file)
     )
-    host_config = dataclasses.replace(
+    host_config = on_namespace(
         config,
-        temporal=dataclasses.replace(config.temporal, namespace=POSTGRES_NAMESPACE),
-        metrics=MetricsConfig(bind_address=None),
+        POSTGRES_NAMESPACE,
         store=store_config,
         faults=FaultsConfig(
             enabled=True,
@@ -48,18 +44,11 @@ async def two_hosts(
             ),
         ),
     )
-    stop = asyncio.Event()
-    hosts = [
-        asyncio.create_task(run_workers(host_config, load_registry(), [SAGAS], stop))
-        for _ in range(2)
-    ]
-    client = await Client.connect(config.temporal.address, namespace=POSTGRES_NAMESPACE)
-    assert store_config.url is not None
-    store = PostgresStore(store_config.url, store_config.password_file)
-    yield client, store
-    store.close()
-    stop.set()
-    assert await asyncio.gather(*hosts) == [0, 0]
+    async with serving(workflow_env, host_config, [SAGAS], hosts=2) as client:
+        assert store_config.url is not None
+        store = PostgresStore(store_config.url, store_config.password_file)
+        yield client, store
+        store.close()
 
 
 async def test_two_hosts_conserve_money(two_hosts: tuple[Client, PostgresStore]) -> None:

@@ -23,6 +23,9 @@ T = TypeVar("T")
 
 
 class Builder:
+    """Builds a config dataclass from a raw tree; ``known_activities`` (when given) is what
+    per-activity keys are checked against."""
+
     def __init__(self, known_activities: tuple[str, ...] | None) -> None:
         self._known_activities = known_activities
 

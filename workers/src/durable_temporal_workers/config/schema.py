@@ -1,8 +1,8 @@
 """The configuration schema: one frozen dataclass per section, with defaults and value checks.
 
 Each field's default is the value the workers run with when neither the YAML
-file nor the environment sets it. A field's ``check`` (in its metadata) names
-what a bad value must be; :mod:`.build` runs it and prefixes the dotted key.
+file nor the environment sets it. A field's ``check`` (in its metadata) says
+what a value must be; :mod:`.build` runs it and names the dotted key in the error.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from swagger_ui_bundle import swagger_ui_path
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
+    WorkflowContinuedAsNewError,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -526,15 +527,17 @@ def create_app(  # noqa: PLR0915
     def add_start(route: StartRoute) -> None:
         wf = registry.workflow_spec(route.workflow)
         spec = InputSpec(wf.name, wf.run)
+        refuse_faults = hide_faults and _takes_faults(spec)
+        hash_prefix = wf.name.encode() + b"\0"
 
         async def start(request: Request, idempotency_key: id_key = None) -> Response:
-            body = await _parse(request)
-            if hide_faults and isinstance(body, dict):
+            body, canonical = await _parse(request)
+            if refuse_faults and isinstance(body, dict):
                 found = [f for f in FAULT_FIELDS if f in body]
-                if found and _takes_faults(spec):
+                if found:
                     raise invalid([(f, "fault injection is off (faults.enabled)") for f in found])
             args = decode(spec, _args_from_body(spec, body))
-            digest = hashlib.sha256(wf.name.encode() + b"\0" + _canonical(body)).hexdigest()
+            digest = hashlib.sha256(hash_prefix + canonical).hexdigest()
             if idempotency_key is not None:
                 workflow_id = idempotency_key
             elif route.id_field is not None:
@@ -604,13 +607,20 @@ def create_app(  # noqa: PLR0915
             raise Problem(404, "Not found", f"no {workflow_type} with id {workflow_id!r}")
         return described
 
-    async def running(workflow_id: str, workflow_type: str) -> None:
-        # A closed workflow's query needs a replay, and one that never ran a task has no state.
+    async def running(
+        workflow_id: str, workflow_type: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        """The handle of a running workflow; 409 once it closed (cancel, signal, update, query).
+
+        A closed workflow's query needs a replay, and one that never ran a task has no state.
+        """
         described = await describe(workflow_id, workflow_type)
         if described.status != WorkflowExecutionStatus.RUNNING:
             raise Problem(
                 409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
             )
+        client = await temporal.client()
+        return client.get_workflow_handle(workflow_id)
 
     async def status_of(workflow_id: str, described: Any, fetch: bool = True) -> dict[str, Any]:
         status = described.status.name if described.status else "UNKNOWN"
@@ -632,6 +642,38 @@ def create_app(  # noqa: PLR0915
             except WorkflowFailureError as err:
                 out["error"] = failure_info(err)
         return out
+
+    async def wait_for_end(workflow_id: str, wait_seconds: float) -> dict[str, Any]:
+        """The status once the workflow closed, or as it is when ``wait_seconds`` ran out.
+
+        The describe comes before the long poll on the run it names, so a result is answered
+        as it arrives, with no call to Temporal after it: two calls, and none added to the
+        time an order takes end to end. A failure is described once more for its status.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        client = await temporal.client()
+        described = await describe(workflow_id)
+        while described.status == WorkflowExecutionStatus.RUNNING and loop.time() < deadline:
+            handle = client.get_workflow_handle(workflow_id, run_id=described.run_id)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    result = await handle.result(follow_runs=False)
+            except TimeoutError:
+                pass
+            except WorkflowContinuedAsNewError:
+                pass  # described again below, and the new run is waited for
+            except WorkflowFailureError as err:
+                described = await describe(workflow_id)
+                if described.status != WorkflowExecutionStatus.RUNNING:
+                    ending = await status_of(workflow_id, described, fetch=False)
+                    return {**ending, "error": failure_info(err)}
+                continue  # retried in a new run
+            else:
+                ending = await status_of(workflow_id, described, fetch=False)
+                return {**ending, "status": "COMPLETED", "result": to_json(result)}
+            described = await describe(workflow_id)
+        return await status_of(workflow_id, described)
 
     status_schema = {
         "type": "object",
@@ -680,23 +722,10 @@ def create_app(  # noqa: PLR0915
             float, Query(ge=0, le=MAX_WAIT_SECONDS, description="How long to wait for the end")
         ] = 0,
     ) -> Response:
-        ending: dict[str, Any] | None = None
         if wait_seconds > 0:
-            # The long poll first, then one describe: two calls to Temporal, not four.
-            client = await temporal.client()
-            handle = client.get_workflow_handle(workflow_id)
-            try:
-                async with asyncio.timeout(wait_seconds):
-                    ending = {"result": to_json(await handle.result(follow_runs=True))}
-            except TimeoutError:
-                pass
-            except WorkflowFailureError as err:
-                ending = {"error": failure_info(err)}
-        described = await describe(workflow_id)
-        if ending is not None and described.status != WorkflowExecutionStatus.RUNNING:
-            out = {**await status_of(workflow_id, described, fetch=False), **ending}
+            out = await wait_for_end(workflow_id, wait_seconds)
         else:
-            out = await status_of(workflow_id, described)
+            out = await status_of(workflow_id, await describe(workflow_id))
         return JSONResponse(out, status_code=202 if out["status"] == "RUNNING" else 200)
 
     responses[("/workflows/{workflow_id}/result", "get")] = {
@@ -711,13 +740,7 @@ def create_app(  # noqa: PLR0915
         tags=["workflows"],
     )
     async def cancel(workflow_id: workflow_id_param) -> Response:
-        described = await describe(workflow_id)
-        if described.status != WorkflowExecutionStatus.RUNNING:
-            raise Problem(
-                409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
-            )
-        client = await temporal.client()
-        await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=RPC_TIMEOUT)
+        await (await running(workflow_id)).cancel(rpc_timeout=RPC_TIMEOUT)
         return JSONResponse(
             {"workflow_id": workflow_id, "status": "CANCEL_REQUESTED"}, status_code=202
         )
@@ -749,13 +772,8 @@ def create_app(  # noqa: PLR0915
         workflow_id: workflow_id_param,
         signal: Annotated[Literal["setUp", "tearDown", "complete"], Path()],
     ) -> Response:
-        described = await describe(workflow_id, "MachineOperatorWorkflow")
-        if described.status != WorkflowExecutionStatus.RUNNING:
-            raise Problem(
-                409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
-            )
-        client = await temporal.client()
-        await client.get_workflow_handle(workflow_id).signal(signal, rpc_timeout=RPC_TIMEOUT)
+        handle = await running(workflow_id, "MachineOperatorWorkflow")
+        await handle.signal(signal, rpc_timeout=RPC_TIMEOUT)
         return JSONResponse({"workflow_id": workflow_id, "signal": signal}, status_code=202)
 
     responses[("/machines/{workflow_id}/signals/{signal}", "post")] = {
@@ -776,11 +794,8 @@ def create_app(  # noqa: PLR0915
 
     @app.get("/machines/{workflow_id}", summary="A machine's state (query)", tags=["machines"])
     async def machine_state(workflow_id: workflow_id_param) -> Response:
-        await running(workflow_id, "MachineOperatorWorkflow")
-        client = await temporal.client()
-        state = await client.get_workflow_handle(workflow_id).query(
-            "getStatus", rpc_timeout=RPC_TIMEOUT
-        )
+        handle = await running(workflow_id, "MachineOperatorWorkflow")
+        state = await handle.query("getStatus", rpc_timeout=RPC_TIMEOUT)
         return JSONResponse({"workflow_id": workflow_id, "state": state})
 
     responses[("/machines/{workflow_id}", "get")] = {
@@ -809,16 +824,11 @@ def create_app(  # noqa: PLR0915
         "/loyalty/{workflow_id}/points", summary="Add loyalty points (update)", tags=["loyalty"]
     )
     async def loyalty_points(workflow_id: workflow_id_param, request: Request) -> Response:
-        body = await _parse(request)
+        body, _ = await _parse(request)
         args = decode(points_spec, _args_from_body(points_spec, body))
-        described = await describe(workflow_id, "LoyaltyWorkflow")
-        if described.status != WorkflowExecutionStatus.RUNNING:
-            raise Problem(
-                409, "Workflow not running", f"{workflow_id!r} is {described.status.name}"
-            )
-        client = await temporal.client()
+        handle = await running(workflow_id, "LoyaltyWorkflow")
         try:
-            message = await client.get_workflow_handle(workflow_id).execute_update(
+            message = await handle.execute_update(
                 "addLoyaltyPoint", args=args, rpc_timeout=RPC_TIMEOUT
             )
         except WorkflowUpdateFailedError as err:
@@ -837,11 +847,8 @@ def create_app(  # noqa: PLR0915
         "/loyalty/{workflow_id}", summary="A loyalty account's status (query)", tags=["loyalty"]
     )
     async def loyalty_message(workflow_id: workflow_id_param) -> Response:
-        await running(workflow_id, "LoyaltyWorkflow")
-        client = await temporal.client()
-        message = await client.get_workflow_handle(workflow_id).query(
-            "getLoyaltyMessage", rpc_timeout=RPC_TIMEOUT
-        )
+        handle = await running(workflow_id, "LoyaltyWorkflow")
+        message = await handle.query("getLoyaltyMessage", rpc_timeout=RPC_TIMEOUT)
         return JSONResponse({"workflow_id": workflow_id, "message": message})
 
     responses[("/loyalty/{workflow_id}", "get")] = {
@@ -956,14 +963,15 @@ def _takes_faults(spec: InputSpec) -> bool:
     return any(isinstance(p.hint, type) and issubclass(p.hint, WithFaults) for p in spec.params)
 
 
-async def _parse(request: Request) -> Any:
+async def _parse(request: Request) -> tuple[Any, bytes]:
+    """The decoded body, and its canonical encoding (the idempotency hash's input)."""
     raw = await _read_body(request)
     try:
         body = parse_json(raw)
     except ValueError as err:
         raise invalid([("body", str(err))]) from None
-    _canonical(body)  # rejects what Temporal's converter could not encode
-    return body
+    # Encoding it also rejects what Temporal's converter could not encode.
+    return body, _canonical(body)
 
 
 def _seconds(value: float | None) -> timedelta | None:
@@ -993,7 +1001,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = _route_of(self.routes, scope)
+            # FastAPI leaves the route it matched in the scope; matching every route again
+            # is only for what it did not route (static files, unknown paths).
+            matched = scope.get("route")
+            route = matched.path if matched is not None else _route_of(self.routes, scope)
             method = scope.get("method", "")
             REQUESTS.labels(route, method, str(status)).inc()
             LATENCY.labels(route, method).observe(time.perf_counter() - started)

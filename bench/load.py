@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -61,9 +62,25 @@ async def run_orders(
     client: Client, task_queue: str, count: int, concurrency: int, id_prefix: str
 ) -> Batch:
     """Run ``count`` orders on ``task_queue`` to their end, at most ``concurrency`` in flight."""
+    return await _sdk_orders(client.execute_workflow, task_queue, count, concurrency, id_prefix)
 
+
+async def sdk_starts(
+    client: Client, task_queue: str, count: int, concurrency: int, id_prefix: str
+) -> Batch:
+    """Orders started (not awaited) with the SDK client directly."""
+    return await _sdk_orders(client.start_workflow, task_queue, count, concurrency, id_prefix)
+
+
+async def _sdk_orders(
+    call: Callable[..., Awaitable[Any]],
+    task_queue: str,
+    count: int,
+    concurrency: int,
+    id_prefix: str,
+) -> Batch:
     async def one(workflow_id: str) -> None:
-        await client.execute_workflow(
+        await call(
             ORDER_WORKFLOW,
             order(workflow_id),
             id=workflow_id,
@@ -106,30 +123,14 @@ async def _bounded(
     return batch
 
 
-async def sdk_starts(
-    client: Client, task_queue: str, count: int, concurrency: int, id_prefix: str
-) -> Batch:
-    """Orders started (not awaited) with the SDK client directly."""
-
-    async def one(workflow_id: str) -> None:
-        await client.start_workflow(
-            ORDER_WORKFLOW,
-            order(workflow_id),
-            id=workflow_id,
-            task_queue=task_queue,
-            execution_timeout=WORKFLOW_TIMEOUT,
-        )
-
-    return await _bounded(count, concurrency, id_prefix, one)
-
-
 async def _post_order(http: Any, workflow_id: str) -> None:
-    """Start an order with a POST to the HTTP API (``http``: httpx.AsyncClient)."""
-    response = await http.post(
+    """Start an order with a POST to the HTTP API (``http``: aiohttp.ClientSession)."""
+    async with http.post(
         "/orders", json=order(workflow_id), headers={"Idempotency-Key": workflow_id}
-    )
-    if response.status_code != 202:
-        raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+    ) as response:
+        text = await response.text()
+        if response.status != 202:
+            raise RuntimeError(f"{response.status}: {text[:200]}")
 
 
 async def api_starts(http: Any, count: int, concurrency: int, id_prefix: str) -> Batch:
@@ -144,13 +145,16 @@ async def api_orders(http: Any, count: int, concurrency: int, id_prefix: str) ->
     async def one(workflow_id: str) -> None:
         await _post_order(http, workflow_id)
         while True:
-            answer = await http.get(f"/workflows/{workflow_id}/result", params={"wait_seconds": 30})
-            if answer.status_code == 200:
-                if answer.json()["status"] != "COMPLETED":
-                    raise RuntimeError(answer.text[:200])
-                return
-            if answer.status_code != 202:
-                raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
+            async with http.get(
+                f"/workflows/{workflow_id}/result", params={"wait_seconds": "30"}
+            ) as answer:
+                text = await answer.text()
+                if answer.status == 200:
+                    if json.loads(text)["status"] != "COMPLETED":
+                        raise RuntimeError(text[:200])
+                    return
+                if answer.status != 202:
+                    raise RuntimeError(f"{answer.status}: {text[:200]}")
 
     return await _bounded(count, concurrency, id_prefix, one)
 

@@ -129,6 +129,15 @@ def api_table(results: dict[str, Any]) -> None:
                 ]
             )
     _rows(["", "per s", "p50 ms", "p95 ms", "failed"], rows)
+    _api_cpu(api)
+    for workers, other in results.get("api_by_workers", {}).items():
+        if other is not api:
+            print(
+                f"  with {workers} uvicorn workers: API / SDK starts "
+                f"{_fmt(other['starts_api_over_sdk'], 2)}, order p50 added "
+                f"{_fmt(other['order_p50_added'], 3)}"
+            )
+            _api_cpu(other)
     print(
         f"  API / SDK starts {_fmt(api['starts_api_over_sdk'], 2)}  "
         + status["API / SDK client start throughput"]
@@ -137,6 +146,20 @@ def api_table(results: dict[str, Any]) -> None:
         f"  order p50 added {_fmt(api['order_p50_added'], 3)}  "
         + status["p50 an order gains through the API"]
     )
+
+
+def _api_cpu(api: dict[str, Any]) -> None:
+    """Where a workflow's CPU went: ms per workflow of the load client, the API, the server."""
+    rows = []
+    for kind in ("starts", "orders"):
+        for name in ("api", "sdk"):
+            per_wf = api[kind][name].get("cpu_ms_per_wf", {})
+            if per_wf:
+                cells = [_fmt(per_wf.get(k), 2) for k in ("client", "api", "server", "worker")]
+                rows.append([f"{kind}, {name}", *cells])
+    if rows:
+        print(f"  CPU ms per workflow ({api['uvicorn_workers']} uvicorn workers)")
+        _rows(["", "client", "api", "server", "worker"], rows)
 
 
 # --- the table ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
@@ -40,6 +40,7 @@ REPO = BENCH.parent
 FRONTEND_PORT = 7233
 # durable.temporal.api on the stack host (bench/playbooks/stack.yml opens it to the controller).
 API_PORT = 8000
+API_UNIT = "temporal-api"
 ORDERS_QUEUE = "orders"
 ORDERS_UNIT = "temporal-worker@orders"
 SERVER_UNIT = "temporal-dev-server"
@@ -226,6 +227,7 @@ class Settings:
     sections: list[str]
     reruns: int
     recovery_rounds: int
+    api_workers: list[int]
     image: str
     results: Path
     keep: bool
@@ -268,10 +270,37 @@ class Settings:
             # The re-run moves ~25% with the machine's other load; the median of a few holds better.
             reruns=_env_int("BENCH_RERUNS", 3),
             recovery_rounds=_env_int("BENCH_RECOVERY_ROUNDS", 5),
+            # uvicorn worker processes of the API, each count in its own rounds; the first is
+            # what the targets are judged on (the role's default, 2, unless named first).
+            api_workers=[int(n) for n in os.environ.get("BENCH_API_WORKERS", "2").split(",")],
             image=os.environ.get("TEMPORAL_TEST_IMAGE", "local/debian12-systemd:latest"),
             results=Path(os.environ.get("BENCH_RESULTS", BENCH / "results")),
             keep=os.environ.get("BENCH_KEEP", "") not in ("", "0"),
         )
+
+
+@dataclass
+class Cpu:
+    """CPU seconds per process kind over the timed batches of one API measure."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, before: dict[str, float], after: dict[str, float]) -> None:
+        for name, value in after.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + value - before[name]
+
+    def as_dict(self, batch: Batch) -> dict[str, Any]:
+        # Per workflow, and in cores over the batches (the server and worker also run the
+        # orders already started while a start batch goes on).
+        n, seconds = batch.workflows, batch.seconds
+        return {
+            "cpu_ms_per_wf": {k: round(v / n * 1000, 2) for k, v in self.seconds.items()}
+            if n
+            else {},
+            "cpu_cores": {k: round(v / seconds, 2) for k, v in self.seconds.items()}
+            if seconds
+            else {},
+        }
 
 
 @dataclass
@@ -731,46 +760,76 @@ class Bench:
     async def api(self) -> None:
         """Orders through the HTTP API against the SDK client, on the same server, in rounds."""
         report.say("api: orders through the HTTP API against the SDK client directly")
+        runs = {}
+        for n, workers in enumerate(self.settings.api_workers):
+            if n > 0 or workers != 2:
+                report.say(f"  the API with {workers} uvicorn workers")
+                self.ansible.converge(
+                    "bench/playbooks/stack.yml",
+                    {"temporal_api_workers": workers},
+                    f"api-workers-{workers}",
+                )
+            runs[workers] = await self.api_rounds(workers)
+        self.results["api"] = runs[self.settings.api_workers[0]]
+        if len(runs) > 1:
+            self.results["api_by_workers"] = {str(w): r for w, r in runs.items()}
+
+    async def api_rounds(self, workers: int) -> dict[str, Any]:
         client = self.client
         assert client is not None
         rounds, concurrency = self.settings.rounds, self.settings.concurrency
         per_round = max(1, self.settings.workflows // rounds)
-        starts = {"api": Batch(), "sdk": Batch()}
-        orders = {"api": Batch(), "sdk": Batch()}
-        async with httpx.AsyncClient(
-            base_url=f"http://{self.stack.ip}:{API_PORT}", timeout=60
+        batches = {kind: {"api": Batch(), "sdk": Batch()} for kind in ("starts", "orders")}
+        cpu = {kind: {"api": Cpu(), "sdk": Cpu()} for kind in ("starts", "orders")}
+        # One pooled keep-alive session with a connection per runner, as the SDK client keeps
+        # its one HTTP/2 connection: neither side pays a connect per workflow. aiohttp, not
+        # httpx: the load client shares the 2 cores, and httpx spent about 2.5 ms of CPU per
+        # request against aiohttp's 0.5 (the SDK client about 0.7 per start).
+        async with aiohttp.ClientSession(
+            f"http://{self.stack.ip}:{API_PORT}",
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=60),
         ) as http:
-            ready = await http.get("/readyz")
-            if ready.status_code != 200:
-                raise BenchError(f"the API is not ready: {ready.status_code} {ready.text[:200]}")
+            async with http.get("/readyz") as ready:
+                if ready.status != 200:
+                    text = await ready.text()
+                    raise BenchError(f"the API is not ready: {ready.status} {text[:200]}")
             # Warm-up, not counted: connections, the workers' caches.
-            await api_orders(http, self.settings.warmup, concurrency, f"bench-{self.run_tag}-api-w")
+            tag = f"bench-{self.run_tag}-w{workers}"
+            await api_orders(http, self.settings.warmup, concurrency, f"{tag}-api-w")
+            ways: dict[str, dict[str, Callable[[int, str], Awaitable[Batch]]]] = {
+                "starts": {
+                    "api": lambda n, prefix: api_starts(http, n, concurrency, prefix),
+                    "sdk": lambda n, prefix: sdk_starts(
+                        client, ORDERS_QUEUE, n, concurrency, prefix
+                    ),
+                },
+                "orders": {
+                    "api": lambda n, prefix: api_orders(http, n, concurrency, prefix),
+                    "sdk": lambda n, prefix: run_orders(
+                        client, ORDERS_QUEUE, n, concurrency, prefix
+                    ),
+                },
+            }
             for round_no in range(rounds):
-                for name in ("api", "sdk"):
-                    prefix = f"bench-{self.run_tag}-{name}-start-r{round_no}"
-                    report.say(f"  {name} starts, round {round_no + 1}/{rounds}: {per_round}")
-                    if name == "api":
-                        batch = await api_starts(http, per_round, concurrency, prefix)
-                    else:
-                        batch = await sdk_starts(
-                            client, ORDERS_QUEUE, per_round, concurrency, prefix
-                        )
-                    starts[name].merge(batch)
-                    # The started orders run before the next batch, which they would slow.
-                    await wait_all(client, [f"{prefix}-{i}" for i in range(per_round)])
-                for name in ("api", "sdk"):
-                    prefix = f"bench-{self.run_tag}-{name}-order-r{round_no}"
-                    report.say(f"  {name} orders, round {round_no + 1}/{rounds}: {per_round}")
-                    if name == "api":
-                        batch = await api_orders(http, per_round, concurrency, prefix)
-                    else:
-                        batch = await run_orders(
-                            client, ORDERS_QUEUE, per_round, concurrency, prefix
-                        )
-                    orders[name].merge(batch)
-        api_p50, sdk_p50 = orders["api"].percentile(50), orders["sdk"].percentile(50)
+                for kind, by_name in ways.items():
+                    for name, way in by_name.items():
+                        prefix = f"{tag}-{name}-{kind}-r{round_no}"
+                        report.say(f"  {name} {kind}, round {round_no + 1}/{rounds}: {per_round}")
+                        before = self.api_cpu()
+                        # The load client's own CPU, read inside the docker execs above.
+                        client_cpu = time.process_time()
+                        batch = await way(per_round, prefix)
+                        before["client"] = client_cpu
+                        after = {"client": time.process_time(), **self.api_cpu()}
+                        cpu[kind][name].add(before, after)
+                        batches[kind][name].merge(batch)
+                        if kind == "starts":
+                            # The started orders run before the next batch, which they would slow.
+                            await wait_all(client, [f"{prefix}-{i}" for i in range(per_round)])
 
-        def figures(batch: Batch) -> dict[str, Any]:
+        def figures(kind: str, name: str) -> dict[str, Any]:
+            batch = batches[kind][name]
             return {
                 "workflows": batch.workflows,
                 "failures": batch.failures,
@@ -778,19 +837,29 @@ class Bench:
                 "p50_ms": round(batch.percentile(50) * 1000, 1),
                 "p95_ms": round(batch.percentile(95) * 1000, 1),
                 "errors": batch.errors,
+                **cpu[kind][name].as_dict(batch),
             }
 
-        self.results["api"] = {
-            "uvicorn_workers": 2,
-            "starts": {name: figures(b) for name, b in starts.items()},
-            "orders": {name: figures(b) for name, b in orders.items()},
+        orders = batches["orders"]
+        api_p50, sdk_p50 = orders["api"].percentile(50), orders["sdk"].percentile(50)
+        api_p95, sdk_p95 = orders["api"].percentile(95), orders["sdk"].percentile(95)
+        starts = batches["starts"]
+        return {
+            "uvicorn_workers": workers,
+            "starts": {name: figures("starts", name) for name in starts},
+            "orders": {name: figures("orders", name) for name in orders},
             "starts_api_over_sdk": _ratio(starts["api"].per_second, starts["sdk"].per_second),
             "order_p50_added": round(api_p50 / sdk_p50 - 1, 3) if sdk_p50 else None,
-            "order_p95_added": (
-                round(orders["api"].percentile(95) / orders["sdk"].percentile(95) - 1, 3)
-                if orders["sdk"].percentile(95)
-                else None
-            ),
+            "order_p95_added": round(api_p95 / sdk_p95 - 1, 3) if sdk_p95 else None,
+        }
+
+    def api_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the API, the dev server and the orders worker."""
+        host = self.stack
+        return {
+            "api": host.unit_usage(API_UNIT)["cpu_s"],
+            "server": host.cpu_seconds(host.unit_pid(SERVER_UNIT)),
+            "worker": host.cpu_seconds(host.unit_pid(ORDERS_UNIT)),
         }
 
     async def recovery(self) -> None:

@@ -790,10 +790,7 @@ class Bench:
             connector=aiohttp.TCPConnector(limit=concurrency),
             timeout=aiohttp.ClientTimeout(total=60),
         ) as http:
-            async with http.get("/readyz") as ready:
-                if ready.status != 200:
-                    text = await ready.text()
-                    raise BenchError(f"the API is not ready: {ready.status} {text[:200]}")
+            await _api_ready(http)
             # Warm-up, not counted: connections, the workers' caches.
             tag = f"bench-{self.run_tag}-w{workers}"
             await api_orders(http, self.settings.warmup, concurrency, f"{tag}-api-w")
@@ -930,6 +927,22 @@ class Bench:
         self.stack.remove()
         self.bare.remove()
         self.prod.remove()
+
+
+async def _api_ready(http: aiohttp.ClientSession, seconds: float = 30.0) -> None:
+    """Until /readyz answers 200: a re-converge with another worker count restarts the API."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            async with http.get("/readyz") as ready:
+                if ready.status == 200:
+                    return
+                problem = f"{ready.status} {(await ready.text())[:200]}"
+        except aiohttp.ClientError as err:
+            problem = str(err)
+        if time.monotonic() > deadline:
+            raise BenchError(f"the API is not ready: {problem}")
+        await asyncio.sleep(0.5)
 
 
 def _ratio(a: float, b: float) -> float | None:

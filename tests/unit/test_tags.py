@@ -28,7 +28,7 @@ INCLUDES = {
 ALWAYS = {"durable.temporal.host_state", "ansible.builtin.set_fact", "ansible.builtin.validate_argument_spec"} | INCLUDES
 INSTALL = {"ansible.builtin.apt", "ansible.builtin.user", "ansible.builtin.group", "ansible.builtin.pip"}
 # Roles whose tasks are still to be tagged; every other role is checked.
-TO_CONVERT = {"postgresql", "server", "ui"}
+TO_CONVERT = {"postgresql"}
 ROLES = sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "tasks").is_dir())
 
 

@@ -12,8 +12,10 @@ from render import ROOT
 PLUGINS = [
     ("module", "durable.temporal.files"),
     ("module", "durable.temporal.host_state"),
+    ("module", "durable.temporal.schedule"),
     ("lookup", "durable.temporal.tree_checksum"),
     ("filter", "durable.temporal.systemd_command"),
+    ("filter", "durable.temporal.schedule_errors"),
 ]
 
 

@@ -314,6 +314,81 @@ def test_what_a_converged_run_skips_is_put_back_when_it_drifted(host):
     assert host.service("temporal-dev-server").is_running
 
 
+SCHEDULES_PLAYBOOK = scenario_dir() / "schedules.yml"
+SCHEDULE = CONVERGE_VARS["temporal_worker_schedules"][0]
+
+
+def describe_schedule(host, schedule_id: str):
+    result = host.run(f"temporal schedule describe --schedule-id {schedule_id} --address {ADDRESS} -o json")
+    return json.loads(result.stdout) if result.rc == 0 else None
+
+
+def apply_schedules(*args: str, schedules: list[dict[str, object]]):
+    return run_playbook(SCHEDULES_PLAYBOOK, *args, extra_vars={"temporal_worker_schedules": schedules})
+
+
+def schedule_task_changed(run) -> bool:
+    section = run.output.split("Make the Temporal schedules what temporal_worker_schedules lists", 1)[1].split("TASK [", 1)[0]
+    return "changed:" in section
+
+
+def test_a_schedule_as_code_fires_is_updated_in_place_and_pruned_leaving_hand_made_ones(host):
+    """The converge's schedule starts BalancesWorkflow on the sagas workers; the list is the truth, by hand is left alone."""
+    sid = SCHEDULE["id"]
+    described = describe_schedule(host, sid)
+    assert described, f"the converge did not create schedule {sid}"
+    assert "durable.temporal.managed" in described["memo"]["fields"]
+    assert described["schedule"]["spec"]["interval"] == [{"interval": "5s"}]
+    created = described["info"]["createTime"]
+
+    def a_run_completed():
+        actions = (describe_schedule(host, sid) or {}).get("info", {}).get("recentActions", [])
+        for action in actions:
+            run = temporal_json(host, f"workflow describe --workflow-id {action['startWorkflowResult']['workflowId']}")
+            info = run["workflowExecutionInfo"]
+            if info["type"]["name"] == "BalancesWorkflow" and info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED":
+                return info["execution"]["workflowId"]
+        return None
+
+    wait_for(a_run_completed, 60, f"a completed BalancesWorkflow started by schedule {sid}")
+
+    host.run_expect([0], f"temporal schedule create --schedule-id by-hand --interval 1h --type BalancesWorkflow --task-queue sagas --paused --address {ADDRESS}")
+    try:
+        changed = [SCHEDULE | {"interval": "7s"}]
+        check = apply_schedules("--check", "--diff", schedules=changed)
+        assert check.returncode == 0 and schedule_task_changed(check), check.output[-3000:]
+        assert re.search(r"^-\s+interval: 5s$", check.output, re.M) and re.search(r"^\+\s+interval: 7s$", check.output, re.M), check.output[-3000:]
+        assert describe_schedule(host, sid)["schedule"]["spec"]["interval"] == [{"interval": "5s"}], "--check changed the schedule"
+
+        updated = apply_schedules(schedules=changed)
+        assert updated.returncode == 0 and schedule_task_changed(updated), updated.output[-3000:]
+        after = describe_schedule(host, sid)
+        assert after["schedule"]["spec"]["interval"] == [{"interval": "7s"}]
+        assert after["info"]["createTime"] == created, "the schedule was made anew instead of updated in place"
+        assert after["info"]["updateTime"] != described["info"].get("updateTime")
+
+        again = apply_schedules(schedules=changed)
+        assert again.returncode == 0 and not schedule_task_changed(again), again.output[-3000:]
+
+        bad = SCHEDULE | {"interval": None, "cron": "0 25 * * *"}
+        refused = run_playbook(
+            scenario_dir() / "converge.yml",
+            extra_vars={"temporal_worker_schedules": [bad], "temporal_dev_server_data_dir": "/var/lib/must-not-exist"},
+        )
+        assert refused.returncode != 0 and "hour 25 is out of range 0-23" in refused.output, refused.output[-3000:]
+        assert not host.file("/var/lib/must-not-exist").exists, "a bad cron expression let the preset change the host"
+        assert describe_schedule(host, sid)["schedule"]["spec"]["interval"] == [{"interval": "7s"}]
+
+        removed = apply_schedules(schedules=[])
+        assert removed.returncode == 0 and schedule_task_changed(removed), removed.output[-3000:]
+        assert describe_schedule(host, sid) is None, f"schedule {sid} is still there"
+        assert describe_schedule(host, "by-hand"), "a schedule made by hand was deleted"
+    finally:
+        host.run(f"temporal schedule delete --schedule-id by-hand --address {ADDRESS}")
+        restored = apply_schedules(schedules=[SCHEDULE])
+        assert restored.returncode == 0, restored.output[-3000:]
+
+
 def test_absent_removes_units_services_binaries_and_keeps_data_then_present_restores_history(host, completed_order):
     removed = run_playbook(scenario_dir() / "remove.yml")
     assert removed.returncode == 0, removed.output[-4000:]

@@ -322,6 +322,33 @@ def test_a_replaced_certificate_restarts_its_service_and_nothing_else(temporal, 
     assert temporal.run(cli("operator cluster health")).rc == 0
 
 
+def ui_default_namespace(temporal) -> str:
+    return yaml.safe_load(temporal.check_output("cat /etc/temporal-ui/config/production.yaml"))["defaultNamespace"]
+
+
+def test_tags_configure_rewrites_the_ui_configuration_and_restarts_the_ui_and_nothing_else(temporal):
+    """--tags configure after a change of one UI setting: its file is written again and only the UI restarts."""
+    before = pids(temporal)
+    run = run_playbook(scenario_dir() / "converge.yml", "--tags", "configure", "--limit", "temporal",
+                       extra_vars={"temporal_ui_default_namespace": "billing"})  # fmt: skip
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        changed, current = [], ""
+        for line in run.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                current = line.split("[", 1)[1].rsplit("]", 1)[0].split(" : ", 1)[-1]
+            elif line.startswith("changed:"):
+                changed.append(current)
+        assert sorted(changed) == ["Restart temporal ui", "Write the UI's configuration to /etc/temporal-ui/config/production.yaml"], changed
+        assert ui_default_namespace(temporal) == "billing"
+        after = pids(temporal)
+        assert {service for service in SERVICES if before[service] != after[service]} == {"temporal-ui"}
+    finally:
+        restored = run_playbook(scenario_dir() / "converge.yml", "--tags", "configure", "--limit", "temporal")
+        assert restored.returncode == 0, restored.output[-4000:]
+    assert ui_default_namespace(temporal) == "default"
+
+
 # --- Bad input and the path without an archive ---------------------------------------------------
 
 

@@ -271,8 +271,8 @@ class Settings:
             reruns=_env_int("BENCH_RERUNS", 3),
             recovery_rounds=_env_int("BENCH_RECOVERY_ROUNDS", 5),
             # uvicorn worker processes of the API, each count in its own rounds; the first is
-            # what the targets are judged on (the role's default, 2, unless named first).
-            api_workers=[int(n) for n in os.environ.get("BENCH_API_WORKERS", "2").split(",")],
+            # what the targets are judged on (the role's default, 1, unless named first).
+            api_workers=[int(n) for n in os.environ.get("BENCH_API_WORKERS", "1,2").split(",")],
             image=os.environ.get("TEMPORAL_TEST_IMAGE", "local/debian12-systemd:latest"),
             results=Path(os.environ.get("BENCH_RESULTS", BENCH / "results")),
             keep=os.environ.get("BENCH_KEEP", "") not in ("", "0"),

@@ -27,8 +27,6 @@ INCLUDES = {
 # Modules whose phase follows from what they do.
 ALWAYS = {"durable.temporal.host_state", "ansible.builtin.set_fact", "ansible.builtin.validate_argument_spec"} | INCLUDES
 INSTALL = {"ansible.builtin.apt", "ansible.builtin.user", "ansible.builtin.group", "ansible.builtin.pip"}
-# Roles whose tasks are still to be tagged; every other role is checked.
-TO_CONVERT = {"postgresql"}
 ROLES = sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "tasks").is_dir())
 
 
@@ -78,11 +76,7 @@ def role_problems(role: str) -> list[str]:
     return problems
 
 
-def test_the_roles_still_to_convert_are_roles() -> None:
-    assert TO_CONVERT <= set(ROLES)
-
-
-@pytest.mark.parametrize("role", [role for role in ROLES if role not in TO_CONVERT])
+@pytest.mark.parametrize("role", ROLES)
 def test_every_task_carries_one_phase_tag(role: str) -> None:
     problems = role_problems(role)
     assert not problems, "\n".join(problems)

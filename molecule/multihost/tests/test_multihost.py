@@ -165,7 +165,7 @@ def test_the_fault_test_loses_nothing_duplicates_nothing_and_conserves_money():
     assert figures["duplicated_side_effects"] == 0
     # One order in ten (50) loses its charge's reply once: each retry found the charge instead of
     # repeating it. A fault that kills that attempt before its commit leaves nothing to find, so a
-    # few of the 50 may not count; the duplicates and the money above are the guarantee.
+    # few of the 50 may not count; no duplicate and the money conserved are the guarantee.
     assert figures["deduplicated_side_effects"] >= 40
     assert figures["unbalanced_accounts"] == []
     assert figures["money_before_cents"] == figures["money_after_cents"]

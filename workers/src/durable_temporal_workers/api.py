@@ -2,7 +2,7 @@
 
 One Temporal client per process, configured like the workers (``temporal.*``).
 Request bodies are the workflows' own inputs: they are decoded by the same
-strict decoder the workers run (``workflows/inputs.py``), with the same caps,
+strict decoder the workers run (``workflows/inputs/``), with the same caps,
 before anything reaches Temporal, and the OpenAPI schemas are derived from
 the same dataclasses and caps.
 

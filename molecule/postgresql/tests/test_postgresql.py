@@ -6,6 +6,7 @@ for real from the ui-server archive the harness built.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -153,6 +154,9 @@ def test_the_password_is_not_in_the_ansible_output():
         ("temporal_postgresql_allowed_networks", ["10.0.0.0/8", "172.16.0.0/33"], "temporal_postgresql_allowed_networks must be"),
         ("temporal_postgresql_allowed_networks", ["db.example.com"], "temporal_postgresql_allowed_networks must be"),
         ("temporal_postgresql_port", "not-a-port", "temporal_postgresql_port"),
+        ("temporal_postgresql_backup_schedule", "every day at noon", "temporal_postgresql_backup_schedule"),
+        ("temporal_postgresql_backup_retention", 0, "temporal_postgresql_backup_retention"),
+        ("temporal_postgresql_backup_dir", "/etc/temporal-backups", "temporal_postgresql_backup_dir"),
     ],
 )
 def test_bad_variables_stop_the_play_before_any_change(db, variable, value, named):
@@ -195,6 +199,60 @@ def test_an_existing_server_is_prepared_through_an_admin_that_is_no_superuser(db
     assert as_postgres(db, f"SELECT count(*) FROM pg_database WHERE datname IN ({in_list})").stdout.strip() == "0"
     assert as_postgres(db, f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'").stdout.strip() == "0"
     assert as_postgres(db, "DROP ROLE temporal_admin").rc == 0
+
+
+BACKUP_DIR = "/var/backups/temporal-postgresql"
+BACKUP_UNIT = "temporal-postgresql-backup"
+BACKUP_USER = "temporal-backup"
+
+
+def backups(db) -> list[str]:
+    return sorted(db.check_output("find %s -mindepth 1 -maxdepth 1 -type d -name '2*Z' -printf '%%f\\n'", BACKUP_DIR).split())
+
+
+def records(db) -> list[dict]:
+    return [json.loads(line) for line in db.file(f"{BACKUP_DIR}/backups.jsonl").content_string.splitlines()] if db.file(f"{BACKUP_DIR}/backups.jsonl").exists else []
+
+
+def test_the_backup_timer_runs_on_the_schedule_set(db):
+    timer = db.service(f"{BACKUP_UNIT}.timer")
+    assert timer.is_enabled and timer.is_running
+    assert db.check_output(f"systemctl show -p TimersCalendar --value {BACKUP_UNIT}.timer").startswith("{ OnCalendar=*-*-* 04:40:00")
+    verify = db.run(f"systemd-analyze verify /etc/systemd/system/{BACKUP_UNIT}.service /etc/systemd/system/{BACKUP_UNIT}.timer")
+    assert verify.rc == 0, verify.stderr
+    exposure = db.check_output(f"systemd-analyze security {BACKUP_UNIT}.service | tail -n 1")
+    assert float(exposure.split(":")[1].split()[0]) <= 2.0, exposure
+    account = db.user(BACKUP_USER)
+    assert account.shell == "/usr/sbin/nologin" and account.uid < 1000
+    flags = as_postgres(db, f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = '{BACKUP_USER}'")
+    assert flags.stdout.strip() == "f|f|f|f|t"
+    granted = as_postgres(db, f"SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
+                              f"JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = '{BACKUP_USER}'")  # fmt: skip
+    assert granted.stdout.strip() == "pg_read_all_data"
+
+
+def test_a_backup_runs_as_the_backup_account_and_retention_prunes(db, marker):
+    before = len(records(db))
+    for _ in range(3):
+        started = db.run(f"systemctl start {BACKUP_UNIT}.service")
+        assert started.rc == 0, started.stderr + db.run(f"journalctl -u {BACKUP_UNIT} -n 30 --no-pager").stdout
+    runs = records(db)[before:]
+    assert [run["status"] for run in runs] == ["ok"] * 3, runs
+    # Two kept (temporal_postgresql_backup_retention in converge.yml): the first run of the three is gone.
+    kept = backups(db)
+    assert kept == [run["backup"] for run in runs[1:]], (kept, runs)
+    newest = f"{BACKUP_DIR}/{kept[-1]}"
+    listing = db.check_output("ls -ln %s", newest)
+    for name in ("globals.sql", "temporal.pgc", "temporal_visibility.pgc", "SHA256SUMS"):
+        path = db.file(f"{newest}/{name}")
+        assert path.exists and path.user == BACKUP_USER and path.group == "postgres" and path.mode == 0o640, (name, listing)
+    assert db.run("cd %s && sha256sum --quiet -c SHA256SUMS", newest).rc == 0
+    # The archive holds the marker table's row, readable by pg_restore; the roles' file holds no password.
+    data = db.check_output("pg_restore --data-only --table=%s -f - %s/temporal.pgc", marker, newest)
+    assert "COPY public.durable_marker" in data
+    assert "SCRAM-SHA-256" not in db.check_output("cat %s/globals.sql", newest)
+    assert runs[-1]["bytes"] > 0 and runs[-1]["seconds"] >= 0
+    print(f"backup of the postgresql scenario: {runs[-1]['bytes']} bytes in {runs[-1]['seconds']} s")
 
 
 UI_PATHS = ("/etc/temporal-ui", "/opt/temporal-ui", "/etc/systemd/system/temporal-ui.service")
@@ -249,6 +307,8 @@ def test_absent_keeps_the_databases_and_takes_away_the_login(db, client, marker)
     refused = psql(client, "SELECT 1")
     assert refused.rc != 0, "the Temporal role still logs in after absent"
     assert "durable.temporal" not in db.file("/etc/postgresql/15/main/pg_hba.conf").content_string
+    assert not db.file(f"/etc/systemd/system/{BACKUP_UNIT}.timer").exists, "absent left the backup timer"
+    assert backups(db), "absent must keep the backups"
 
     again = run_playbook(scenario_dir() / "remove.yml")
     assert again.returncode == 0 and not changed(again), again.output[-3000:]

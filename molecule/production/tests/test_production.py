@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -415,3 +416,121 @@ def test_without_an_archive_the_install_stops_at_the_fetch_before_any_change(tem
     for path in ("/etc/must-not-exist", "/var/lib/must-not-exist", "/opt/must-not-exist"):
         assert not temporal.file(path).exists, f"{path}: the play changed the host before failing"
     assert converge_password() not in run.output
+
+
+# --- Backup and restore drill (last: it replaces the databases) ---------------------------------------
+
+BACKUP_DIR = "/var/backups/temporal-postgresql"
+BACKUP_UNIT = "temporal-postgresql-backup"
+DRILL_REPORT = REPO / "artifacts" / "backup-drill.txt"
+
+
+def workflow_status(temporal, workflow_id: str) -> str | None:
+    """The workflow's status, or None when the server does not know it."""
+    result = temporal.run(cli(f"workflow describe --workflow-id {workflow_id} -o json"))
+    if result.rc != 0:
+        assert "not found" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+        return None
+    return json.loads(result.stdout)["workflowExecutionInfo"]["status"]
+
+
+def machine_status(temporal, machine: str) -> str | None:
+    result = temporal.run(cli(f"workflow query --workflow-id {machine} --type getStatus -o json"))
+    return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
+
+
+def signal(temporal, machine: str, name: str) -> None:
+    sent = temporal.run(cli(f"workflow signal --workflow-id {machine} --name {name}"))
+    assert sent.rc == 0, sent.stdout + sent.stderr
+
+
+def start_machine(temporal, machine: str) -> None:
+    start = temporal.run(cli(f"workflow start --type MachineOperatorWorkflow --task-queue stateful-machines --workflow-id {machine} --input '\"{machine}\"'"))
+    assert start.rc == 0, start.stdout + start.stderr
+
+
+def server_serving(temporal) -> bool:
+    health = temporal.run(cli("operator cluster health"))
+    return health.rc == 0 and "SERVING" in health.stdout
+
+
+def test_the_restore_refuses_to_run_without_confirmation(pg):
+    run = run_playbook(scenario_dir() / "restore.yml")
+    assert run.returncode != 0, "the restore ran without temporal_postgresql_restore_confirm"
+    assert "temporal_postgresql_restore_confirm=true" in run.output and "Nothing was changed" in run.output, run.output[-3000:]
+    assert not {host: c["changed"] for host, c in run.recap().items() if c["changed"]}, run.changed_tasks()
+
+
+def test_a_backup_restores_the_workflows_it_holds_after_the_cluster_is_lost(pg, temporal):
+    """The drill: work before the backup, a backup, work after it, the cluster's data directory removed,
+    the restore; what the backup held is back and runs on, what came after it is gone."""
+    tag = datetime.datetime.now(datetime.UTC).strftime("%H%M%S")
+    # Before the backup: an order that completes, and a long-lived machine brought UP by a signal.
+    done_before = execute_an_order(temporal, cli, f"drill-before-{tag}")
+    machine = f"drill-machine-{tag}"
+    start_machine(temporal, machine)
+    assert wait_for(lambda: machine_status(temporal, machine), 30, "getStatus") == "DOWN"
+    signal(temporal, machine, "setUp")
+    wait_for(lambda: machine_status(temporal, machine) == "UP", 30, "UP after setUp")
+
+    before = len(pg.file(f"{BACKUP_DIR}/backups.jsonl").content_string.splitlines()) if pg.file(f"{BACKUP_DIR}/backups.jsonl").exists else 0
+    backed_up = pg.run(f"systemctl start {BACKUP_UNIT}.service")
+    assert backed_up.rc == 0, backed_up.stderr + pg.run(f"journalctl -u {BACKUP_UNIT} -n 30 --no-pager").stdout
+    (record,) = [json.loads(line) for line in pg.file(f"{BACKUP_DIR}/backups.jsonl").content_string.splitlines()[before:]]
+    assert record["status"] == "ok", record
+    owner = pg.file(f"{BACKUP_DIR}/{record['backup']}/temporal.pgc").user
+    assert owner == "temporal-backup", owner
+
+    # After the backup: an order, a second machine and a signal that the backup cannot hold.
+    done_after = execute_an_order(temporal, cli, f"drill-after-{tag}")
+    machine_after = f"drill-machine-after-{tag}"
+    start_machine(temporal, machine_after)
+    signal(temporal, machine, "tearDown")
+    wait_for(lambda: machine_status(temporal, machine) == "DOWN", 30, "DOWN after tearDown")
+
+    # The database host loses its cluster.
+    pg.run_expect([0], "systemctl stop postgresql")
+    pg.run_expect([0], "rm -rf /var/lib/postgresql/15/main")
+
+    started = time.monotonic()
+    run = run_playbook(scenario_dir() / "restore.yml", extra_vars={"temporal_postgresql_restore_confirm": True})
+    restore_seconds = time.monotonic() - started
+    assert run.returncode == 0, run.output[-5000:]
+    assert f"Restoring {BACKUP_DIR}/{record['backup']}" in run.output
+    assert converge_password() not in run.output
+    wait_for(lambda: server_serving(temporal), 120, "the server SERVING after the restore")
+    back_seconds = time.monotonic() - started
+
+    # What the backup held: the schema versions, the namespaces, the completed order, the machine as it was.
+    for dbname in DATABASES:
+        version = psql(temporal, "SELECT curr_version FROM schema_version", dbname=dbname)
+        assert version.rc == 0 and version.stdout.strip(), version.stderr
+    for namespace in ("default", "billing"):
+        assert temporal.run(cli(f"operator namespace describe --namespace {namespace}")).rc == 0, namespace
+    assert workflow_status(temporal, done_before) == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    history = run_json(temporal, cli(f"workflow show --workflow-id {done_before} -o json"))
+    assert history["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+    assert wait_for(lambda: machine_status(temporal, machine), 90, "the machine to answer after the restore") == "UP"
+    # The long-lived workflow runs on: it follows signals again and completes.
+    signal(temporal, machine, "tearDown")
+    wait_for(lambda: machine_status(temporal, machine) == "DOWN", 30, "DOWN after tearDown")
+    signal(temporal, machine, "complete")
+    wait_for(lambda: workflow_status(temporal, machine) == "WORKFLOW_EXECUTION_STATUS_COMPLETED", 30, "the machine to complete")
+
+    # What came after the backup is gone.
+    lost = {done_after: workflow_status(temporal, done_after), machine_after: workflow_status(temporal, machine_after)}
+    assert lost == {done_after: None, machine_after: None}, lost
+    report = "\n".join(
+        [
+            "Backup and restore drill (molecule production scenario: PostgreSQL 15 on pg, temporal-server on temporal, TLS)",
+            f"backup: {record['backup']}, {record['bytes']} bytes (pg_dump custom format of {record['databases']}, and the globals), "
+            + f"taken in {record['seconds']} s",
+            f"restore: {restore_seconds:.1f} s for the restore playbook (stop the services, new cluster, role setup, pg_restore, start); "
+            + f"server SERVING {back_seconds:.1f} s after it began",
+            f"held by the backup and back: order {done_before} (completed, with its history), machine {machine} (UP; signalled, completed)",
+            f"after the backup, so lost: order {done_after}, machine {machine_after}, the tearDown signal to {machine}",
+        ]
+    )
+    DRILL_REPORT.parent.mkdir(exist_ok=True)
+    DRILL_REPORT.write_text(report + "\n")
+    print("\n" + report)

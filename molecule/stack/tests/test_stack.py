@@ -7,6 +7,8 @@ import json
 import re
 import time
 import uuid
+from functools import cache
+from pathlib import Path
 
 import pytest
 import yaml
@@ -174,6 +176,81 @@ def test_no_secret_of_the_environment_reaches_diff_or_verbose_output(host):
     finally:
         restored = run_playbook(scenario_dir() / "converge.yml")
         assert restored.returncode == 0, restored.output[-4000:]
+
+
+PHASES = {"install", "configure", "run", "always"}
+
+
+@cache
+def tags_by_line(path: str) -> dict[int, frozenset[str]]:
+    """Per task of a tasks file or playbook, by the line -vv gives as its task path: its tags with its blocks'."""
+    found: dict[int, frozenset[str]] = {}
+
+    def walk(node, inherited: frozenset[str]) -> None:
+        for item in node.value if isinstance(node, yaml.SequenceNode) else []:
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            keys = {key.value: value for key, value in item.value}
+            tags = keys.get("tags")
+            own = [tag.value for tag in tags.value] if isinstance(tags, yaml.SequenceNode) else [tags.value] if tags else []
+            found[item.start_mark.line + 1] = inherited | frozenset(own)
+            for key in ("block", "rescue", "always", "tasks", "handlers"):
+                if key in keys:
+                    walk(keys[key], inherited | frozenset(own))
+
+    walk(yaml.compose(Path(path).read_text()), frozenset())
+    return found
+
+
+def tasks_run(output: str) -> list[tuple[str, frozenset[str], bool, bool]]:
+    """(name, tags, handler, changed) of every task and handler an -vv run went through."""
+    tasks: list[list] = []
+    for line in output.splitlines():
+        header = re.match(r"^(TASK|RUNNING HANDLER) \[(?P<name>.*?)\] \**$", line)
+        if header:
+            tasks.append([header["name"].split(" : ", 1)[-1], None, header[1] != "TASK", False])
+        elif line.startswith("task path: ") and tasks:
+            path, number = line[len("task path: ") :].rsplit(":", 1)
+            tasks[-1][1] = tags_by_line(path).get(int(number))
+        elif line.startswith("changed: ") and tasks:
+            tasks[-1][3] = True
+    # Ansible's own tasks: facts, and the check of a role's variables against its argument specification.
+    implicit = ("Gathering Facts", "Validating arguments against arg spec")
+    return [(name, tags, handler, changed) for name, tags, handler, changed in tasks if not name.startswith(implicit)]
+
+
+def test_tags_configure_applies_a_changed_value_and_restarts_the_workers_with_it_and_nothing_else(host):
+    """--tags configure, after a change of one worker setting: only configuration tasks (and what every phase needs) run."""
+    service = "temporal-worker@orders"
+    pid = host.check_output(f"systemctl show -p MainPID --value {service}")
+    value = f"configured-{uuid.uuid4().hex[:8]}"
+    run = run_playbook(
+        scenario_dir() / "converge.yml", "--tags", "configure", "-vv", extra_vars={"temporal_worker_environment": ENVIRONMENT | {"DT_PLAIN": value}}
+    )
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        ran = tasks_run(run.output)
+        tasks = [(name, tags) for name, tags, handler, _ in ran if not handler]
+        assert tasks and all(tags is not None for _, tags in tasks), [name for name, tags in tasks if tags is None]
+        assert all(tags in ({"configure"}, {"always"}) for _, tags in tasks), [(name, sorted(tags)) for name, tags in tasks if tags not in ({"configure"}, {"always"})]
+        assert ("Write the workers' environment", {"configure"}) in tasks
+        changed = {name for name, tags, handler, changed in ran if changed}
+        assert changed == {"Write the workers' environment", "Restart temporal workers"}, run.changed_tasks()
+        assert worker_environment(host, service).get("DT_PLAIN") == value
+        assert host.check_output(f"systemctl show -p MainPID --value {service}") != pid, "the worker was not restarted"
+    finally:
+        restored = run_playbook(scenario_dir() / "converge.yml", "--tags", "configure")
+        assert restored.returncode == 0, restored.output[-4000:]
+    assert worker_environment(host, service).get("DT_PLAIN") == ENVIRONMENT["DT_PLAIN"]
+
+
+def test_tags_install_on_the_converged_host_changes_nothing_and_runs_only_install_tasks(host):
+    run = run_playbook(scenario_dir() / "converge.yml", "--tags", "install", "-vv")
+    assert run.returncode == 0, run.output[-4000:]
+    assert not any(counts["changed"] for counts in run.recap().values()), run.changed_tasks()
+    tasks = [(name, tags) for name, tags, handler, _ in tasks_run(run.output) if not handler]
+    assert all(tags in ({"install"}, {"always"}) for _, tags in tasks), [(name, sorted(tags or ())) for name, tags in tasks if tags not in ({"install"}, {"always"})]
+    assert any(tags == {"install"} for _, tags in tasks), "no install task ran"
 
 
 def test_order_started_with_the_cli_completes_through_the_deployed_worker(host, completed_order):

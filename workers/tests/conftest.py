@@ -50,6 +50,8 @@ HELD_NAMESPACE = "held"
 # Workers with the production default: fault injection off.
 NO_FAULTS_NAMESPACE = "nofaults"
 API_FUZZ_NAMESPACE = "api-fuzz"
+# Versioned workers (a Worker Deployment), kept apart from the unversioned session workers.
+VERSIONED_NAMESPACE = "versioned"
 NAMESPACES = (
     SUBPROCESS_NAMESPACE,
     CHAOS_NAMESPACE,
@@ -57,6 +59,7 @@ NAMESPACES = (
     HELD_NAMESPACE,
     NO_FAULTS_NAMESPACE,
     API_FUZZ_NAMESPACE,
+    VERSIONED_NAMESPACE,
 )
 # WAL makes the file-backed server about as fast as in-memory.
 SQLITE_WAL = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from durable_temporal_workers.config import Config
@@ -20,6 +21,24 @@ from durable_temporal_workers.registry import QueuePlan, Registry
 from durable_temporal_workers.store import open_store
 
 log = logging.getLogger(__name__)
+
+
+def deployment_config(config: Config) -> WorkerDeploymentConfig | None:
+    """Worker versioning's options, or None for an unversioned worker.
+
+    A versioned worker polls as one build of a Worker Deployment. The server
+    sends it only the workflows of its version: those started while it was the
+    deployment's current version stay on it (pinned) until they close, so new
+    workflow code never replays an old history.
+    """
+    tuning = config.worker
+    if not (tuning.deployment_name and tuning.build_id):
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(tuning.deployment_name, tuning.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior[tuning.versioning_behavior.upper()],
+    )
 
 
 def build_workers(
@@ -35,6 +54,7 @@ def build_workers(
     # heartbeat timeout), which would leave one late heartbeat no room.
     throttle = heartbeat_interval(config) or timedelta(seconds=60)
     owners: dict[type, object] = {}
+    versioning = deployment_config(config)
     workers = []
     for plan in plans:
         workers.append(
@@ -56,11 +76,15 @@ def build_workers(
                 graceful_shutdown_timeout=timedelta(seconds=tuning.drain_timeout_seconds),
                 max_heartbeat_throttle_interval=throttle,
                 default_heartbeat_throttle_interval=throttle,
+                deployment_config=versioning,
             )
         )
         log.info(
-            "serving queue %s: workflows [%s], activities [%s]",
+            "serving queue %s%s: workflows [%s], activities [%s]",
             plan.queue,
+            f" as {versioning.version.deployment_name}:{versioning.version.build_id}"
+            if versioning
+            else "",
             ", ".join(w.name for w in plan.workflows),
             ", ".join(a.name for a in plan.activities),
         )

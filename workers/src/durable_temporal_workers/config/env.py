@@ -32,11 +32,16 @@ ENV_VARS: dict[str, str] = {
         "worker.max_concurrent_workflow_task_polls"
     ),
     "TEMPORAL_WORKERS_SANDBOX": "worker.sandbox",
+    # Worker versioning, named as the worker role's units set them for any package.
+    "TEMPORAL_DEPLOYMENT_NAME": "worker.deployment_name",
+    "TEMPORAL_WORKER_BUILD_ID": "worker.build_id",
+    "TEMPORAL_VERSIONING_BEHAVIOR": "worker.versioning_behavior",
     "TEMPORAL_WORKERS_CONNECT_ATTEMPTS": "connect.attempts",
     "TEMPORAL_WORKERS_CONNECT_MAX_SECONDS": "connect.max_seconds",
     "TEMPORAL_WORKERS_CONNECT_INITIAL_BACKOFF": "connect.initial_backoff_seconds",
     "TEMPORAL_WORKERS_CONNECT_MAX_BACKOFF": "connect.max_backoff_seconds",
     "TEMPORAL_WORKERS_METRICS_ADDRESS": "metrics.bind_address",
+    "TEMPORAL_WORKERS_METRICS_ENABLED": "metrics.enabled",
     "TEMPORAL_WORKERS_STORE_PATH": "store.path",
     "TEMPORAL_WORKERS_STORE_URL": "store.url",
     "TEMPORAL_WORKERS_STORE_PASSWORD_FILE": "store.password_file",

@@ -93,6 +93,11 @@ def _check_consistency(config: Config) -> None:
             "faults.activities: injects failures, which needs faults.enabled: true "
             "(a test tool, off in production)"
         )
+    worker = config.worker
+    if bool(worker.deployment_name) != bool(worker.build_id):
+        raise ConfigError(
+            "worker: deployment_name and build_id must be set together (worker versioning)"
+        )
     _check_store(config.store)
 
 

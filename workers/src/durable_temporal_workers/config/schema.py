@@ -55,6 +55,17 @@ def _log_level(value: Any) -> str | None:
     return None if value.upper() in levels else f"must be one of {', '.join(levels)}"
 
 
+def _versioning_behavior(value: Any) -> str | None:
+    behaviors = ("pinned", "auto_upgrade")
+    return None if value in behaviors else f"must be one of {', '.join(behaviors)}"
+
+
+def _build_id(value: Any) -> str | None:
+    if value is None or (value and all(c.isalnum() or c in "._-" for c in value)):
+        return None
+    return "must be letters, digits, '.', '_' and '-'"
+
+
 def _readable_file(value: Any) -> str | None:
     return None if os.access(value, os.R_OK) else "file does not exist or is not readable"
 
@@ -103,6 +114,12 @@ class WorkerConfig:
     max_concurrent_activity_polls: int = _checked(5, _at_least_one)
     max_concurrent_workflow_task_polls: int = _checked(5, _at_least_one)
     sandbox: bool = True
+    # Worker versioning: with a deployment name, the worker polls as build_id of that Worker
+    # Deployment, and each workflow stays on the version that started it (pinned) or moves to
+    # the current one at its next task (auto_upgrade).
+    deployment_name: str | None = None
+    build_id: str | None = _checked(None, _build_id)
+    versioning_behavior: str = _checked("pinned", _versioning_behavior)
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,8 @@ class ConnectConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    # false: no endpoint at all (a version draining next to the current one, whose ports it holds).
+    enabled: bool = True
     # One endpoint per process; null or "" disables it.
     bind_address: str | None = _checked("127.0.0.1:9464", _host_port)
     # A process serving exactly one of these task queues binds this address instead, so one
@@ -127,6 +146,8 @@ class MetricsConfig:
 
     def address_for(self, queues: Collection[str]) -> str | None:
         """The endpoint of a process that serves ``queues``."""
+        if not self.enabled:
+            return None
         if len(queues) == 1:
             (queue,) = queues
             if queue in self.queue_bind_addresses:

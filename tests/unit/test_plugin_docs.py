@@ -16,6 +16,7 @@ PLUGINS = [
     ("lookup", "durable.temporal.tree_checksum"),
     ("filter", "durable.temporal.systemd_command"),
     ("filter", "durable.temporal.schedule_errors"),
+    ("module", "durable.temporal.worker_deployment"),
 ]
 
 

@@ -91,13 +91,14 @@ def rolled_out(host, builds):
     rollout = run_playbook(playbook, extra_vars=builds[NEW])
     assert rollout.returncode == 0, rollout.output[-4000:]
     again = run_playbook(playbook, extra_vars=builds[NEW])
-    return {"old_ids": old_ids, "rollout": rollout, "again": again}
+    checked = run_playbook(playbook, "--check", "--diff", extra_vars=builds[NEW])
+    return {"old_ids": old_ids, "rollout": rollout, "again": again, "checked": checked}
 
 
 def test_both_builds_run_side_by_side_and_the_new_one_is_current(host, rolled_out):
-    again = rolled_out["again"]
-    assert again.returncode == 0, again.output[-4000:]
-    assert all(counts["changed"] == 0 for counts in again.recap().values()), "\n".join(again.changed_tasks())
+    for run in (rolled_out["again"], rolled_out["checked"]):
+        assert run.returncode == 0, run.output[-4000:]
+        assert all(counts["changed"] == 0 for counts in run.recap().values()), "\n".join(run.changed_tasks())
     for build in (OLD, NEW):
         service = host.service(f"temporal-worker-{build}@{QUEUE}")
         assert service.is_running, build

@@ -21,33 +21,10 @@ description:
 version_added: 0.1.0
 author: durable.temporal maintainers (@durable)
 requirements:
-  - temporalio (the Temporal Python SDK) in the Python that runs the module
   - a Temporal server with worker deployments (1.28 or later)
+extends_documentation_fragment:
+  - durable.temporal.temporal_client
 options:
-  address:
-    description: The Temporal frontend, C(host:port).
-    type: str
-    required: true
-  namespace:
-    description: The namespace of the deployment.
-    type: str
-    default: default
-  tls:
-    description: Connect with TLS (mutual TLS with O(tls_cert_file) and O(tls_key_file)).
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA certificate (PEM, a path on the host) that signed the frontend's certificate; empty trusts the system's CAs.
-    type: path
-  tls_cert_file:
-    description: Client certificate (PEM, a path on the host) for mutual TLS.
-    type: path
-  tls_key_file:
-    description: The client certificate's private key (PEM, a path on the host).
-    type: path
-  tls_server_name:
-    description: The name to check the frontend's certificate against, when it is not the host of O(address).
-    type: str
   deployment_name:
     description: The Worker Deployment, as its workers name it.
     type: str
@@ -118,6 +95,7 @@ import traceback
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.durable.temporal.plugins.module_utils.temporal_client import CONNECTION_SPEC, connect
 
 try:
     from temporalio.api.enums.v1 import VersionDrainageStatus, WorkerDeploymentVersionStatus
@@ -125,44 +103,18 @@ try:
         DescribeWorkerDeploymentRequest,
         SetWorkerDeploymentCurrentVersionRequest,
     )
-    from temporalio.client import Client
-    from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+    from temporalio.service import RPCError, RPCStatusCode
 except ImportError:
     TEMPORALIO_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     TEMPORALIO_IMPORT_ERROR = None
 
 ARGUMENT_SPEC = {
-    "address": {"type": "str", "required": True},
-    "namespace": {"type": "str", "default": "default"},
-    "tls": {"type": "bool", "default": False},
-    "tls_ca_file": {"type": "path"},
-    "tls_cert_file": {"type": "path"},
-    "tls_key_file": {"type": "path"},
-    "tls_server_name": {"type": "str"},
+    **CONNECTION_SPEC,
     "deployment_name": {"type": "str", "required": True},
     "build_id": {"type": "str", "required": True},
     "wait": {"type": "int", "default": 120},
 }
-
-
-def _read(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-async def _connect(params: dict[str, Any]) -> Any:
-    tls: Any = False
-    if params["tls"]:
-        tls = TLSConfig(
-            server_root_ca_cert=_read(params["tls_ca_file"]),
-            client_cert=_read(params["tls_cert_file"]),
-            client_private_key=_read(params["tls_key_file"]),
-            domain=params["tls_server_name"] or None,
-        )
-    return await Client.connect(params["address"], namespace=params["namespace"], tls=tls)
 
 
 def _short(enum: Any, value: int, prefix: str) -> str:
@@ -215,7 +167,7 @@ async def _make_current(client: Any, params: dict[str, Any]) -> None:
 
 async def _run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
-    client = await _connect(params)
+    client = await connect(params)
     previous, versions = await _describe(client, params)
     changed = previous != params["build_id"]
     if changed and not module.check_mode:

@@ -116,6 +116,13 @@ options:
     description: Delete the schedules this module made (memo C(durable.temporal.managed)) that O(schedules) no longer lists.
     type: bool
     default: false
+  record:
+    description:
+      - A file on the host that says schedules made by this module may be on the server. It is written before the first
+        change of a run that lists a schedule to keep, and removed after a run with O(prune) that lists none, which
+        deleted them all. Never touched in check mode.
+      - A caller with no schedules to list can skip the module, and its call to the server, where the file is absent.
+    type: path
 attributes:
   check_mode:
     description: Reads the server and reports what would be created, updated and deleted, changing nothing.
@@ -208,6 +215,7 @@ schedules:
 """
 
 import asyncio
+import os
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -273,6 +281,7 @@ ARGUMENT_SPEC = {
         "mutually_exclusive": [["cron", "interval"]],
     },
     "prune": {"type": "bool", "default": False},
+    "record": {"type": "path"},
 }
 
 
@@ -374,6 +383,14 @@ def _schedule(form: dict[str, Any]) -> Any:
     )
 
 
+def _write_record(path: str, params: dict[str, Any]) -> None:
+    """The record the role reads to know that pruning may be left to do; written once, before any change."""
+    if os.path.exists(path):
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"Temporal schedules made from this host may be in namespace {params['namespace']} at {params['address']}.\n")
+
+
 async def _managed_ids(client: Any) -> list[str]:
     ids = []
     async for entry in await client.list_schedules():
@@ -397,6 +414,9 @@ async def _run(module: AnsibleModule) -> dict[str, Any]:
     for warning in steps["warnings"]:
         module.warn(warning)
     changed = bool(steps["create"] or steps["update"] or steps["delete"])
+    keeps = any(entry["state"] == "present" for entry in wanted)
+    if params["record"] and keeps and not module.check_mode:
+        _write_record(params["record"], params)
     if changed and not module.check_mode:
         for sid in steps["create"]:
             await client.create_schedule(sid, _schedule(steps["after"][sid]), memo={MANAGED_MEMO_KEY: True})
@@ -405,6 +425,8 @@ async def _run(module: AnsibleModule) -> dict[str, Any]:
             await client.get_schedule_handle(sid).update(lambda _input, new=new: ScheduleUpdate(schedule=new))
         for sid in steps["delete"]:
             await client.get_schedule_handle(sid).delete()
+    if params["record"] and params["prune"] and not keeps and not module.check_mode and os.path.lexists(params["record"]):
+        os.remove(params["record"])
     touched = set(steps["create"] + steps["update"] + steps["delete"])
     result: dict[str, Any] = {
         "changed": changed,

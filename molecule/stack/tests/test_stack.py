@@ -393,6 +393,7 @@ def test_what_a_converged_run_skips_is_put_back_when_it_drifted(host):
 
 SCHEDULES_PLAYBOOK = scenario_dir() / "schedules.yml"
 SCHEDULE = CONVERGE_VARS["temporal_worker_schedules"][0]
+SCHEDULES_RECORD = "/var/lib/temporal-workers/schedules-made"
 
 
 def describe_schedule(host, schedule_id: str):
@@ -416,6 +417,7 @@ def test_a_schedule_as_code_fires_is_updated_in_place_and_pruned_leaving_hand_ma
     assert described, f"the converge did not create schedule {sid}"
     assert "durable.temporal.managed" in described["memo"]["fields"]
     assert described["schedule"]["spec"]["interval"] == [{"interval": "5s"}]
+    assert host.file(SCHEDULES_RECORD).exists, "no record that this host made schedules"
     created = described["info"]["createTime"]
 
     def a_run_completed():
@@ -460,6 +462,11 @@ def test_a_schedule_as_code_fires_is_updated_in_place_and_pruned_leaving_hand_ma
         assert removed.returncode == 0 and schedule_task_changed(removed), removed.output[-3000:]
         assert describe_schedule(host, sid) is None, f"schedule {sid} is still there"
         assert describe_schedule(host, "by-hand"), "a schedule made by hand was deleted"
+        # All pruned: the record goes, and the next run with none listed does not ask the server.
+        assert not host.file(SCHEDULES_RECORD).exists
+        idle = apply_schedules(schedules=[])
+        assert idle.returncode == 0 and not schedule_task_changed(idle), idle.output[-3000:]
+        assert "skipping:" in idle.output.split("Make the Temporal schedules what temporal_worker_schedules lists", 1)[1].split("TASK [", 1)[0]
     finally:
         host.run(f"temporal schedule delete --schedule-id by-hand --address {ADDRESS}")
         restored = apply_schedules(schedules=[SCHEDULE])

@@ -172,7 +172,7 @@ async def _run(module: AnsibleModule) -> dict[str, Any]:
     changed = previous != params["build_id"]
     if changed and not module.check_mode:
         await _make_current(client, params)
-        _, versions = await _describe(client, params)
+        versions = (await _describe(client, params))[1]
     result: dict[str, Any] = {
         "changed": changed,
         "current": params["build_id"],

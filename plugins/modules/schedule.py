@@ -22,33 +22,9 @@ description:
     C(ansible_python_interpreter) to its C(bin/python)), as the M(durable.temporal.schedule) task of the worker role does.
 version_added: 0.1.0
 author: durable.temporal maintainers (@durable)
-requirements:
-  - temporalio (the Temporal Python SDK) in the Python that runs the module
+extends_documentation_fragment:
+  - durable.temporal.temporal_client
 options:
-  address:
-    description: The Temporal frontend, C(host:port).
-    type: str
-    required: true
-  namespace:
-    description: The namespace of the schedules.
-    type: str
-    default: default
-  tls:
-    description: Connect with TLS (mutual TLS with O(tls_cert_file) and O(tls_key_file)).
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA certificate (PEM, a path on the host) that signed the frontend's certificate; empty trusts the system's CAs.
-    type: path
-  tls_cert_file:
-    description: Client certificate (PEM, a path on the host) for mutual TLS.
-    type: path
-  tls_key_file:
-    description: The client certificate's private key (PEM, a path on the host).
-    type: path
-  tls_server_name:
-    description: The name to check the frontend's certificate against, when it is not the host of O(address).
-    type: str
   schedules:
     description:
       - The schedules, each starting one workflow.
@@ -230,10 +206,10 @@ from ansible_collections.durable.temporal.plugins.module_utils.schedules import 
     schedule_errors,
     wanted_form,
 )
+from ansible_collections.durable.temporal.plugins.module_utils.temporal_client import CONNECTION_SPEC, connect
 
 try:
     from temporalio.client import (
-        Client,
         Schedule,
         ScheduleActionStartWorkflow,
         ScheduleIntervalSpec,
@@ -243,7 +219,7 @@ try:
         ScheduleState,
         ScheduleUpdate,
     )
-    from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+    from temporalio.service import RPCError, RPCStatusCode
 except ImportError:
     TEMPORALIO_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
@@ -266,13 +242,7 @@ SCHEDULE_SPEC = {
 }
 
 ARGUMENT_SPEC = {
-    "address": {"type": "str", "required": True},
-    "namespace": {"type": "str", "default": "default"},
-    "tls": {"type": "bool", "default": False},
-    "tls_ca_file": {"type": "path"},
-    "tls_cert_file": {"type": "path"},
-    "tls_key_file": {"type": "path"},
-    "tls_server_name": {"type": "str"},
+    **CONNECTION_SPEC,
     "schedules": {
         "type": "list",
         "elements": "dict",
@@ -283,25 +253,6 @@ ARGUMENT_SPEC = {
     "prune": {"type": "bool", "default": False},
     "record": {"type": "path"},
 }
-
-
-def _read(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-async def _connect(params: dict[str, Any]) -> Any:
-    tls: Any = False
-    if params["tls"]:
-        tls = TLSConfig(
-            server_root_ca_cert=_read(params["tls_ca_file"]),
-            client_cert=_read(params["tls_cert_file"]),
-            client_private_key=_read(params["tls_key_file"]),
-            domain=params["tls_server_name"] or None,
-        )
-    return await Client.connect(params["address"], namespace=params["namespace"], tls=tls)
 
 
 def _seconds(value: timedelta | None) -> int:
@@ -402,7 +353,7 @@ async def _managed_ids(client: Any) -> list[str]:
 async def _run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
     wanted = params["schedules"]
-    client = await _connect(params)
+    client = await connect(params)
     managed_ids = await _managed_ids(client) if params["prune"] else []
     to_read = [entry["id"] for entry in wanted] + [sid for sid in managed_ids if sid not in {e["id"] for e in wanted}]
     existing = {}

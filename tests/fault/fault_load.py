@@ -1,54 +1,69 @@
 #!/usr/bin/env python3
-"""Fault and load test of a deployed stack: a bounded batch of workflows survives the failures
+r"""Fault and load test of a deployed stack: a bounded batch of workflows survives the failures
 operators see, with nothing lost, no side effect applied twice and the money conserved.
 
 It seeds accounts, starts a batch of OrderWorkflow and TransferMoneyWorkflow runs (some designed
 to fail: invalid orders, transfers refused for lack of funds or compensated after the credit
-keeps failing), and while they run (each fault once the batch has progressed by a quarter):
-  1. kills every worker service of one worker host with SIGKILL (systemd restarts them),
-  2. stops the other worker host (a clean shutdown: its workers drain) and starts it again,
-  3. restarts the Temporal server.
-Then it waits for the batch and prints: started, completed, failed as designed, lost, duplicated
-side effects, and the money total before and after. It exits non-zero unless lost and duplicated
-are 0 and the totals are equal.
+keeps failing), and while they run injects the --fault commands in order: the first --fault-delay
+seconds after the first start, each later one once the batch has progressed by its share (with n
+faults, fault i waits until at most (n - i) / n of the batch is still running). Then it waits for
+the batch and prints: started, completed, failed as designed, lost, duplicated side effects, and
+the money total before and after. It exits non-zero unless lost and duplicated are 0 and the
+totals are equal.
+
+With --history-metrics (each history service's Prometheus endpoint) and --shards, it also reads
+which service owns how many history shards from the services' own numshards_gauge, before the
+first fault and after each one, until all shards are owned again; this is reported, not judged.
 
 The batch asks the workers to fail on purpose (fail_times, fail_after_commit_times), which they refuse
 unless fault injection is on (temporal_worker_fault_injection in the worker role); a first transfer
 checks that and stops the test with that advice before the batch starts.
 
-The faults are shell commands, so the test runs against any deployment; --docker SERVER,KILLED,STOPPED
-fills them in for hosts that are containers (the molecule scenario's). Needs the temporalio SDK and the
-bundled workers package (this repository's venv has both).
+The faults are shell commands, so the test runs against any deployment. Needs the temporalio SDK
+and the bundled workers package (this repository's venv has both).
 
-  python tests/fault/fault_load.py --address 172.30.66.10:7233 --docker temporal,worker1,worker2
+  python tests/fault/fault_load.py --address 172.30.67.12:7233 \
+    --tls-ca ca.pem --tls-cert client.pem --tls-key client-key.pem \
+    --history-metrics server1=http://172.30.67.11:9234/metrics \
+    --history-metrics server2=http://172.30.67.12:9234/metrics --shards 8 \
+    --fault 'history killed on server1=docker exec server1 systemctl kill --signal=SIGKILL temporal-server@history' \
+    --fault 'server1 stopped=docker stop --time 90 server1' \
+    --fault 'server1 started=docker start server1'
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
-import shlex
+import math
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from durable_temporal_workers.models import ORDERS, SAGAS, BalancesReport, Order, OrderItem, SeedAccounts, Transfer
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 ACCOUNT_BALANCE_CENTS = 100_000
 T = TypeVar("T")
 # Failure types that a designed-to-fail workflow may end with.
 DESIGNED_ORDER_FAILURES = {"InvalidOrder", "InvalidInput"}
 DESIGNED_TRANSFER_FAILURES = {"TransferFailed"}
+# One series of the history service's gauge of the shards it owns, with any labels (a quoted value
+# may hold spaces or braces) and its value.
+SHARD_SERIES = re.compile(r'^numshards_gauge(?:\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+(\S+)')
 
 
 @dataclass
@@ -75,6 +90,8 @@ class Figures:
     money_before_cents: int = 0
     money_after_cents: int = 0
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # {"after": fault label or "before", "owners": {endpoint label: shards}, "settled", "seconds"}
+    shard_owners: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -169,7 +186,8 @@ async def start_all(client: Client, batch: list[Planned], parallel: int) -> list
 
 
 def failure_types(err: BaseException) -> set[str]:
-    types, cause = set(), err
+    types: set[str] = set()
+    cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, ApplicationError) and cause.type:
             types.add(cause.type)
@@ -212,14 +230,64 @@ async def require_fault_injection(client: Client, run: str, accounts: list[str])
         raise
 
 
-def shell(command: str) -> dict[str, Any]:
+def shell(label: str, command: str) -> dict[str, Any]:
     began = time.monotonic()
     result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)
-    step = {"command": command, "rc": result.returncode, "seconds": round(time.monotonic() - began, 1)}
-    print(f"  fault: {command} -> rc {result.returncode} ({step['seconds']} s)", flush=True)
+    step = {"label": label, "command": command, "rc": result.returncode, "seconds": round(time.monotonic() - began, 1)}
+    print(f"  fault {label!r}: {command} -> rc {result.returncode} ({step['seconds']} s)", flush=True)
     if result.returncode != 0:
-        raise RuntimeError(f"fault command failed: {command}: {result.stderr.strip()}")
+        raise RuntimeError(f"fault {label!r} failed: {command}: {result.stderr.strip()}")
     return step
+
+
+def shards_in(metrics: str) -> int:
+    """The shards one history service owns: the sum of every numshards_gauge series it publishes."""
+    total = 0.0
+    for line in metrics.splitlines():
+        match = SHARD_SERIES.match(line)
+        if match:
+            value = float(match[1])
+            total += value if math.isfinite(value) else 0.0
+    return round(total)
+
+
+def shards_owned(url: str) -> int:
+    """0 when the endpoint does not answer: a stopped host or a killed history service owns nothing."""
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            return shards_in(response.read().decode("utf-8", "replace"))
+    except (OSError, http.client.HTTPException, ValueError):
+        return 0
+
+
+async def sample_shards(
+    endpoints: dict[str, str],
+    shards: int,
+    settle: float,
+    after: str,
+    *,
+    read: Callable[[str], int] = shards_owned,
+    interval: float = 1.0,
+) -> dict[str, Any]:
+    """Samples every endpoint each interval until they own all the shards, with the same split twice in
+    a row, or `settle` seconds have passed.
+
+    A history service re-records its gauge only when it acquires shards (on a membership change and
+    periodically), so one endpoint's value can be stale: only the sum reaching the cluster's shard
+    count says the shards have found their owners again.
+    """
+    began, previous = time.monotonic(), None
+    while True:
+        # In threads, each bounded by its timeout: an unreachable host must not hold the event loop
+        # (starts and waits of the batch) nor the other endpoints.
+        counts = await asyncio.gather(*(asyncio.to_thread(read, url) for url in endpoints.values()))
+        owners = dict(zip(endpoints, counts, strict=True))
+        settled = sum(counts) == shards and owners == previous
+        elapsed = time.monotonic() - began
+        if settled or elapsed >= settle:
+            return {"after": after, "owners": owners, "settled": settled, "seconds": round(elapsed, 1)}
+        previous = owners
+        await asyncio.sleep(interval)
 
 
 async def running(client: Client, run: str) -> int:
@@ -231,43 +299,51 @@ async def running(client: Client, run: str) -> int:
 
 
 async def inject_faults(
-    args: argparse.Namespace, figures: Figures, client: Client, run: str, batch_size: int, started: asyncio.Event
+    args: argparse.Namespace, figures: Figures, client: Client, run: str, batch_size: int, *, started: asyncio.Event
 ) -> None:
     # The first fault lands --fault-delay after the first start. Each later one waits until the
     # running workflows have fallen to its share of the batch (and at least --fault-gap), so
     # every fault lands on work in flight however fast this machine and these workers are:
     # fixed gaps let a fast run finish before the last fault.
-    later = [(0.75, args.stop_worker_host), (0.5, args.start_worker_host), (0.25, args.restart_server)]
-
-    async def inject(command: str) -> None:
+    for index, (label, command) in enumerate(args.fault):
+        if index == 0:
+            await asyncio.sleep(args.fault_delay)
+        else:
+            await asyncio.sleep(args.fault_gap)
+            await started.wait()
+            share = 1 - index / len(args.fault)
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline and await running(client, run) > share * batch_size:
+                await asyncio.sleep(0.5)
         # Shows the fault landed while the batch was running.
         in_flight = await running(client, run)
-        figures.faults.append(await asyncio.to_thread(shell, command) | {"running_workflows": in_flight})
-
-    await asyncio.sleep(args.fault_delay)
-    await inject(args.kill_workers)
-    for share, command in later:
-        await asyncio.sleep(args.fault_gap)
-        await started.wait()
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline and await running(client, run) > share * batch_size:
-            await asyncio.sleep(0.5)
-        await inject(command)
+        figures.faults.append(await asyncio.to_thread(shell, label, command) | {"running_workflows": in_flight})
+        if args.history_metrics:
+            figures.shard_owners.append(
+                await sample_shards(args.history_metrics, args.shards, args.shard_settle, label)
+            )
 
 
-def docker_faults(args: argparse.Namespace) -> None:
-    server, killed, stopped = (shlex.quote(name) for name in args.docker.split(","))
-    args.kill_workers = args.kill_workers or f"docker exec {killed} systemctl kill --signal=SIGKILL 'temporal-worker@*'"
-    # Long enough for the workers to drain: docker's own 10 s would SIGKILL them too.
-    args.stop_worker_host = args.stop_worker_host or f"docker stop --time 90 {stopped}"
-    args.start_worker_host = args.start_worker_host or f"docker start {stopped}"
-    args.restart_server = args.restart_server or f"docker exec {server} systemctl restart temporal-dev-server"
+def tls_config(args: argparse.Namespace) -> TLSConfig | bool:
+    """mTLS with a client certificate, TLS checking the server against --tls-ca alone, else plain."""
+    if not (args.tls_cert or args.tls_ca):
+        return False
+
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return TLSConfig(
+        server_root_ca_cert=read(args.tls_ca),
+        client_cert=read(args.tls_cert),
+        client_private_key=read(args.tls_key),
+        domain=args.tls_server_name or None,
+    )
 
 
 async def main(args: argparse.Namespace) -> Figures:
     began = time.monotonic()
     run = f"fault-{uuid.uuid4().hex[:8]}"
-    client = await Client.connect(args.address, namespace=args.namespace)
+    client = await Client.connect(args.address, namespace=args.namespace, tls=tls_config(args))
     accounts = [f"{run}-acct-{n}" for n in range(args.accounts)]
     figures = Figures()
 
@@ -279,9 +355,11 @@ async def main(args: argparse.Namespace) -> Figures:
     figures.money_before_cents = sum(before.accounts[a] for a in accounts)
     print(f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all", flush=True)
 
+    if args.history_metrics:
+        figures.shard_owners.append(await sample_shards(args.history_metrics, args.shards, args.shard_settle, "before"))
     batch = plan_batch(run, args.orders, args.transfers, accounts, args.ship_delay)
     started = asyncio.Event()
-    faults = asyncio.create_task(inject_faults(args, figures, client, run, len(batch), started))
+    faults = asyncio.create_task(inject_faults(args, figures, client, run, len(batch), started=started))
     await start_all(client, batch, args.parallel_starts)
     started.set()
     figures.started = len(batch)
@@ -319,7 +397,12 @@ def report(figures: Figures) -> None:
     for lost in figures.lost_ids[:20]:
         print(f"  {lost}")
     for fault in figures.faults:
-        print(f"fault with {fault['running_workflows']:>4} running: {fault['command']}")
+        print(f"fault with {fault['running_workflows']:>4} running: {fault['label']}: {fault['command']}")
+    for sample in figures.shard_owners:
+        when = "before the faults" if sample["after"] == "before" else f"after {sample['after']!r}"
+        owners = ", ".join(f"{label} {count}" for label, count in sample["owners"].items())
+        state = "settled in" if sample["settled"] else "not settled after"
+        print(f"shards {when}: {owners} ({state} {sample['seconds']} s)")
     print(f"duplicated side effects:   {figures.duplicated_side_effects}")
     print(f"retries deduplicated:      {figures.deduplicated_side_effects}")
     print(f"money before (cents):      {figures.money_before_cents}")
@@ -329,12 +412,24 @@ def report(figures: Figures) -> None:
     print("RESULT " + json.dumps(asdict(figures) | {"ok": figures.ok}, sort_keys=True))
 
 
+def labelled(text: str) -> tuple[str, str]:
+    """LABEL=VALUE, split at the first '=': a command or URL may hold more."""
+    label, _, value = text.partition("=")
+    if not label.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected LABEL=VALUE, got {text!r}")
+    return label.strip(), value.strip()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--address", required=True, help="Temporal frontend, host:port")
     parser.add_argument("--namespace", default="default")
+    parser.add_argument("--tls-ca", help="PEM file of the CA the frontend's certificate is checked against")
+    parser.add_argument("--tls-cert", help="PEM file of the client certificate (mTLS), with --tls-key")
+    parser.add_argument("--tls-key", help="PEM file of the client certificate's private key")
+    parser.add_argument("--tls-server-name", help="name checked in the frontend's certificate, if not the address's")
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--transfers", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=20)
@@ -342,12 +437,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--ship-delay", type=float, default=1.0, help="seconds ship_order takes, so kills land mid-activity"
     )
     parser.add_argument(
-        "--docker", help="SERVER,KILLED_WORKER,STOPPED_WORKER container names; fills in the fault commands"
+        "--fault",
+        type=labelled,
+        action="append",
+        default=[],
+        metavar="LABEL=COMMAND",
+        help="shell command injecting a fault, named LABEL (repeatable; run in the order given)",
     )
-    parser.add_argument("--kill-workers", help="command that SIGKILLs one worker host's services")
-    parser.add_argument("--stop-worker-host", help="command that stops the other worker host")
-    parser.add_argument("--start-worker-host", help="command that starts it again")
-    parser.add_argument("--restart-server", help="command that restarts the Temporal server")
     parser.add_argument(
         "--fault-delay", type=float, default=5.0, help="seconds from the first start to the first fault"
     )
@@ -355,24 +451,45 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--fault-gap",
         type=float,
         default=3.0,
-        help="at least this many seconds between faults; each later fault also waits until at most "
-        "its share of the batch (3/4, 1/2, 1/4) is still running",
+        help="at least this many seconds between faults; with n faults, fault i (from 0) also waits until "
+        "at most (n - i) / n of the batch is still running",
+    )
+    parser.add_argument(
+        "--history-metrics",
+        type=labelled,
+        action="append",
+        default=[],
+        metavar="LABEL=URL",
+        help="Prometheus endpoint of a history service (repeatable: one per server host); its numshards_gauge "
+        "says how many shards it owns",
+    )
+    parser.add_argument("--shards", type=int, help="the cluster's numHistoryShards, with --history-metrics")
+    parser.add_argument(
+        "--shard-settle",
+        type=float,
+        default=120.0,
+        help="seconds to wait, before the faults and after each, for all shards to be owned again",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the batch after the faults")
     parser.add_argument("--parallel-starts", type=int, default=50)
     parser.add_argument("--parallel-waits", type=int, default=200)
     args = parser.parse_args(argv)
-    if args.docker:
-        if len(args.docker.split(",")) != 3:
-            parser.error("--docker takes SERVER,KILLED_WORKER,STOPPED_WORKER")
-        docker_faults(args)
-    missing = [
-        f"--{name.replace('_', '-')}"
-        for name in ("kill_workers", "stop_worker_host", "start_worker_host", "restart_server")
-        if not getattr(args, name)
-    ]
-    if missing:
-        parser.error(f"say how to inject every fault (or use --docker): missing {', '.join(missing)}")
+    if not args.fault:
+        parser.error("say how to inject at least one fault: --fault 'LABEL=SHELL COMMAND'")
+    if len({label for label, _ in args.fault}) < len(args.fault):
+        parser.error("each --fault needs its own label: the report names faults by it")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_server_name and not (args.tls_cert or args.tls_ca):
+        parser.error("--tls-server-name needs --tls-ca or --tls-cert and --tls-key")
+    endpoints = dict(args.history_metrics)
+    if len(endpoints) < len(args.history_metrics):
+        parser.error("each --history-metrics needs its own label")
+    if endpoints and (args.shards is None or args.shards < 1):
+        parser.error("--history-metrics needs --shards, the cluster's number of history shards (at least 1)")
+    if args.shards is not None and not endpoints:
+        parser.error("--shards goes with --history-metrics")
+    args.history_metrics = endpoints
     if args.orders < 1 or args.transfers < 1 or args.accounts < 2:
         parser.error("--orders and --transfers must be at least 1, --accounts at least 2")
     return args

@@ -13,7 +13,9 @@ totals are equal.
 
 With --history-metrics (each history service's Prometheus endpoint) and --shards, it also reads
 which service owns how many history shards from the services' own numshards_gauge, before the
-first fault and after each one, until all shards are owned again; this is reported, not judged.
+first fault and after each one, until all shards are owned again; after a fault named by
+--expect-move (a server host stopped or started), until they are owned in another split than before
+it. This is reported, not judged.
 
 The batch asks the workers to fail on purpose (fail_times, fail_after_commit_times), which they refuse
 unless fault injection is on (temporal_worker_fault_injection in the worker role); a first transfer
@@ -28,7 +30,8 @@ and the bundled workers package (this repository's venv has both).
     --history-metrics server2=http://172.30.67.12:9234/metrics --shards 8 \
     --fault 'history killed on server1=docker exec server1 systemctl kill --signal=SIGKILL temporal-server@history' \
     --fault 'server1 stopped=docker stop --time 90 server1' \
-    --fault 'server1 started=docker start server1'
+    --fault 'server1 started=docker start server1' \
+    --expect-move 'server1 stopped' --expect-move 'server1 started'
 """
 
 from __future__ import annotations
@@ -50,7 +53,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from durable_temporal_workers.models import ORDERS, SAGAS, BalancesReport, Order, OrderItem, SeedAccounts, Transfer
+from durable_temporal_workers.models import (
+    ORDERS,
+    SAGAS,
+    BalancesReport,
+    Order,
+    OrderItem,
+    SeedAccounts,
+    Transfer,
+)
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -114,14 +125,26 @@ def plan_batch(run: str, orders: int, transfers: int, accounts: list[str], ship_
         lost_reply = {"charge_payment": 1} if n % 10 == 4 else {}
         order = Order(
             order_id=f"{run}-order-{n}",
-            items=[OrderItem(sku=f"sku-{n % 13}", quantity=0 if invalid else 1 + n % 3, unit_price_cents=250 + n % 50)],
+            items=[
+                OrderItem(
+                    sku=f"sku-{n % 13}",
+                    quantity=0 if invalid else 1 + n % 3,
+                    unit_price_cents=250 + n % 50,
+                )
+            ],
             address=f"{n} Durable Street",
             email=f"customer{n}@example.com",
             ship_delay_seconds=ship_delay,
             fail_after_commit_times=lost_reply,
         )
         batch.append(
-            Planned(order.order_id, "OrderWorkflow", ORDERS, order, DESIGNED_ORDER_FAILURES if invalid else set())
+            Planned(
+                order.order_id,
+                "OrderWorkflow",
+                ORDERS,
+                order,
+                DESIGNED_ORDER_FAILURES if invalid else set(),
+            )
         )
     for n in range(transfers):
         source, target = accounts[n % len(accounts)], accounts[(n * 7 + 1) % len(accounts)]
@@ -131,7 +154,10 @@ def plan_batch(run: str, orders: int, transfers: int, accounts: list[str], ship_
         designed: set[str] = set()
         if n % 10 == 3:
             # More than any account holds: the debit is refused, nothing to compensate.
-            amount, designed = ACCOUNT_BALANCE_CENTS * len(accounts) * 10, DESIGNED_TRANSFER_FAILURES
+            amount, designed = (
+                ACCOUNT_BALANCE_CENTS * len(accounts) * 10,
+                DESIGNED_TRANSFER_FAILURES,
+            )
         elif n % 10 == 8:
             # The credit fails every attempt: the debit must be refunded.
             fail_times, designed = {"credit": 1000}, DESIGNED_TRANSFER_FAILURES
@@ -233,7 +259,12 @@ async def require_fault_injection(client: Client, run: str, accounts: list[str])
 def shell(label: str, command: str) -> dict[str, Any]:
     began = time.monotonic()
     result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)
-    step = {"label": label, "command": command, "rc": result.returncode, "seconds": round(time.monotonic() - began, 1)}
+    step = {
+        "label": label,
+        "command": command,
+        "rc": result.returncode,
+        "seconds": round(time.monotonic() - began, 1),
+    }
     print(f"  fault {label!r}: {command} -> rc {result.returncode} ({step['seconds']} s)", flush=True)
     if result.returncode != 0:
         raise RuntimeError(f"fault {label!r} failed: {command}: {result.stderr.strip()}")
@@ -268,9 +299,11 @@ async def sample_shards(
     *,
     read: Callable[[str], int] = shards_owned,
     interval: float = 1.0,
+    moved_from: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Samples every endpoint each interval until they own all the shards, with the same split twice in
-    a row, or `settle` seconds have passed.
+    a row, or `settle` seconds have passed. With `moved_from` (the split before a fault expected to move
+    shards), only a split other than that one settles: a host starting again owns nothing at first.
 
     A history service re-records its gauge only when it acquires shards (on a membership change and
     periodically), so one endpoint's value can be stale: only the sum reaching the cluster's shard
@@ -282,10 +315,16 @@ async def sample_shards(
         # (starts and waits of the batch) nor the other endpoints.
         counts = await asyncio.gather(*(asyncio.to_thread(read, url) for url in endpoints.values()))
         owners = dict(zip(endpoints, counts, strict=True))
-        settled = sum(counts) == shards and owners == previous
+        settled = sum(counts) == shards and owners == previous and owners != moved_from
         elapsed = time.monotonic() - began
         if settled or elapsed >= settle:
-            return {"after": after, "owners": owners, "settled": settled, "seconds": round(elapsed, 1)}
+            sample = {
+                "after": after,
+                "owners": owners,
+                "settled": settled,
+                "seconds": round(elapsed, 1),
+            }
+            return sample | ({"moved": owners != moved_from} if moved_from is not None else {})
         previous = owners
         await asyncio.sleep(interval)
 
@@ -299,7 +338,13 @@ async def running(client: Client, run: str) -> int:
 
 
 async def inject_faults(
-    args: argparse.Namespace, figures: Figures, client: Client, run: str, batch_size: int, *, started: asyncio.Event
+    args: argparse.Namespace,
+    figures: Figures,
+    client: Client,
+    run: str,
+    batch_size: int,
+    *,
+    started: asyncio.Event,
 ) -> None:
     # The first fault lands --fault-delay after the first start. Each later one waits until the
     # running workflows have fallen to its share of the batch (and at least --fault-gap), so
@@ -317,10 +362,21 @@ async def inject_faults(
                 await asyncio.sleep(0.5)
         # Shows the fault landed while the batch was running.
         in_flight = await running(client, run)
-        figures.faults.append(await asyncio.to_thread(shell, label, command) | {"running_workflows": in_flight})
+        step = await asyncio.to_thread(shell, label, command)
+        # And after it: a fault that takes its time (a roll-out) shows the batch still ran when it ended.
+        figures.faults.append(step | {"running_workflows": in_flight, "running_after": await running(client, run)})
         if args.history_metrics:
+            moved_from = (
+                figures.shard_owners[-1]["owners"] if label in args.expect_move and figures.shard_owners else None
+            )
             figures.shard_owners.append(
-                await sample_shards(args.history_metrics, args.shards, args.shard_settle, label)
+                await sample_shards(
+                    args.history_metrics,
+                    args.shards,
+                    args.shard_settle,
+                    label,
+                    moved_from=moved_from,
+                )
             )
 
 
@@ -348,12 +404,19 @@ async def main(args: argparse.Namespace) -> Figures:
     figures = Figures()
 
     await run_tool_workflow(
-        client, "SeedAccountsWorkflow", SeedAccounts({a: ACCOUNT_BALANCE_CENTS for a in accounts}), dict, run
+        client,
+        "SeedAccountsWorkflow",
+        SeedAccounts({a: ACCOUNT_BALANCE_CENTS for a in accounts}),
+        dict,
+        run,
     )
     await require_fault_injection(client, run, accounts)
     before: BalancesReport = await run_tool_workflow(client, "BalancesWorkflow", None, BalancesReport, run)
     figures.money_before_cents = sum(before.accounts[a] for a in accounts)
-    print(f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all", flush=True)
+    print(
+        f"{run}: {args.accounts} accounts seeded, {figures.money_before_cents} cents in all",
+        flush=True,
+    )
 
     if args.history_metrics:
         figures.shard_owners.append(await sample_shards(args.history_metrics, args.shards, args.shard_settle, "before"))
@@ -363,7 +426,10 @@ async def main(args: argparse.Namespace) -> Figures:
     await start_all(client, batch, args.parallel_starts)
     started.set()
     figures.started = len(batch)
-    print(f"{run}: started {figures.started} workflows ({args.orders} orders, {args.transfers} transfers)", flush=True)
+    print(
+        f"{run}: started {figures.started} workflows ({args.orders} orders, {args.transfers} transfers)",
+        flush=True,
+    )
     await faults
 
     deadline = time.monotonic() + args.timeout
@@ -434,7 +500,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--transfers", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument(
-        "--ship-delay", type=float, default=1.0, help="seconds ship_order takes, so kills land mid-activity"
+        "--ship-delay",
+        type=float,
+        default=1.0,
+        help="seconds ship_order takes, so kills land mid-activity",
     )
     parser.add_argument(
         "--fault",
@@ -445,7 +514,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="shell command injecting a fault, named LABEL (repeatable; run in the order given)",
     )
     parser.add_argument(
-        "--fault-delay", type=float, default=5.0, help="seconds from the first start to the first fault"
+        "--fault-delay",
+        type=float,
+        default=5.0,
+        help="seconds from the first start to the first fault",
     )
     parser.add_argument(
         "--fault-gap",
@@ -470,7 +542,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=120.0,
         help="seconds to wait, before the faults and after each, for all shards to be owned again",
     )
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the batch after the faults")
+    parser.add_argument(
+        "--expect-move",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a fault after which the shards should change owners (a server host stopped or started): its sample "
+        "settles only on a split other than the one before it",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait for the batch after the faults",
+    )
     parser.add_argument("--parallel-starts", type=int, default=50)
     parser.add_argument("--parallel-waits", type=int, default=200)
     args = parser.parse_args(argv)
@@ -490,6 +575,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if args.shards is not None and not endpoints:
         parser.error("--shards goes with --history-metrics")
     args.history_metrics = endpoints
+    unknown = set(args.expect_move) - {label for label, _ in args.fault}
+    if unknown:
+        parser.error(f"--expect-move names no --fault label: {', '.join(sorted(unknown))}")
+    if args.expect_move and not endpoints:
+        parser.error("--expect-move goes with --history-metrics")
     if args.orders < 1 or args.transfers < 1 or args.accounts < 2:
         parser.error("--orders and --transfers must be at least 1, --accounts at least 2")
     return args

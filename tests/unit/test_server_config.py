@@ -202,6 +202,10 @@ VALIDATED = {"single_host", "history_only", "tls_on", "external_db_tls_password_
              "shards_zero", "password_and_password_file", "poll_interval_2s", "unknown_extra_key"}
 
 RENDER_TASKS = """
+- name: Load the shared variables the server role's defaults read (its dependency, _common)
+  ansible.builtin.include_vars:
+    file: "{{ common_vars }}"
+
 - name: Gather the network facts the default broadcast address comes from
   ansible.builtin.setup:
     gather_subset: [network]
@@ -257,7 +261,8 @@ def rendered(tmp_path_factory) -> Path:
         (out / name).mkdir(parents=True)
         hosts[name] = {**copy.deepcopy(case), "out_dir": str(out), "ansible_connection": "local",
                        "ansible_python_interpreter": sys.executable, "case_python": PYTHON, "case_check": str(CHECK),
-                       "case_validated": name in VALIDATED}
+                       "case_validated": name in VALIDATED,
+                       "common_vars": str(ROOT / "roles" / "_common" / "vars" / "main.yml")}
     (base / "inventory.yml").write_text(json.dumps({"all": {"hosts": hosts}}))
     (base / "render.yml").write_text("- hosts: all\n  gather_facts: false\n  roles: [server_render]\n")
     (base / "ansible.cfg").write_text("[defaults]\nforks = 16\nretry_files_enabled = false\n")

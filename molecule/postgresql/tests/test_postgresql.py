@@ -154,6 +154,7 @@ def test_the_password_is_not_in_the_ansible_output():
         ("temporal_postgresql_allowed_networks", ["10.0.0.0/8", "172.16.0.0/33"], "temporal_postgresql_allowed_networks must be"),
         ("temporal_postgresql_allowed_networks", ["db.example.com"], "temporal_postgresql_allowed_networks must be"),
         ("temporal_postgresql_port", "not-a-port", "temporal_postgresql_port"),
+        ("temporal_postgresql_max_connections", "lots", "temporal_postgresql_max_connections must be a whole number"),
         ("temporal_postgresql_backup_schedule", "every day at noon", "temporal_postgresql_backup_schedule"),
         ("temporal_postgresql_backup_retention", 0, "temporal_postgresql_backup_retention"),
         ("temporal_postgresql_backup_dir", "/etc/temporal-backups", "temporal_postgresql_backup_dir"),

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
-SCENARIOS ?= dev_server stack postgresql production stack_production multihost
+SCENARIOS ?= dev_server stack postgresql production cluster
 # The collection checks' tools (ansible-test, antsibull-changelog, antsibull-docs, Sphinx, ansible-builder)
 # live in a venv of their own: their pins would otherwise fight the controller's and the workers'.
 GALAXY_VENV := .cache/galaxy-venv

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,24 @@ def test_a_second_converge_runs_no_schema_step_and_shows_no_password():
     assert not changed, changed
     for task in ("Set up the schema version tables where there are none", "Update the schemas to the ones this version"):
         assert task in run.output, f"{task!r} did not run"
+
+
+def test_a_changed_password_reaches_neither_diff_nor_verbose_output(temporal):
+    """A converge with --diff -vvv that changes the database password (PostgreSQL's role and the server's file):
+    their tasks report changes, the output holds neither the old nor the new value; then the old one again."""
+    old, new = converge_password(), f"dt-{uuid.uuid4().hex}"
+    run = run_playbook(scenario_dir() / "converge.yml", "--diff", "-vvv",
+                       extra_vars={"temporal_postgresql_password": new, "temporal_server_db_password": new})  # fmt: skip
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        assert temporal.check_output(f"cat {PASSWORD_FILE}") == new
+        assert run.recap()["temporal"]["changed"] >= 1 and run.recap()["pg"]["changed"] >= 1, run.changed_tasks()
+        assert new not in run.output and old not in run.output, "a password is in the converge output"
+    finally:
+        restored = run_playbook(scenario_dir() / "converge.yml")
+        assert restored.returncode == 0, restored.output[-4000:]
+    assert temporal.check_output(f"cat {PASSWORD_FILE}") == old
+    wait_for(lambda: temporal.run(cli("operator cluster health")).rc == 0, 60, "the server on the restored password")
 
 
 @pytest.mark.parametrize(("namespace", "retention"), [("default", "72h"), ("billing", "24h")])

@@ -50,18 +50,11 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
-from durable_temporal_workers.models import (
-    ORDERS,
-    SAGAS,
-    BalancesReport,
-    Order,
-    OrderItem,
-    SeedAccounts,
-    Transfer,
-)
+from durable_temporal_workers import connection
+from durable_temporal_workers.config.schema import TlsConfig
+from durable_temporal_workers.models import ORDERS, SAGAS, BalancesReport, Order, OrderItem, SeedAccounts, Transfer
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -381,19 +374,12 @@ async def inject_faults(
 
 
 def tls_config(args: argparse.Namespace) -> TLSConfig | bool:
-    """mTLS with a client certificate, TLS checking the server against --tls-ca alone, else plain."""
-    if not (args.tls_cert or args.tls_ca):
-        return False
-
-    def read(path: str | None) -> bytes | None:
-        return Path(path).read_bytes() if path else None
-
-    return TLSConfig(
-        server_root_ca_cert=read(args.tls_ca),
-        client_cert=read(args.tls_cert),
-        client_private_key=read(args.tls_key),
-        domain=args.tls_server_name or None,
+    """mTLS with a client certificate, TLS checking the server against --tls-ca alone, else plain: as the workers
+    themselves connect (their temporal.tls settings)."""
+    tls = TlsConfig(
+        ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key, server_name=args.tls_server_name
     )
+    return connection.tls_config(tls)
 
 
 async def main(args: argparse.Namespace) -> Figures:

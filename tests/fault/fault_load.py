@@ -14,8 +14,9 @@ totals are equal.
 With --history-metrics (each history service's Prometheus endpoint) and --shards, it also reads
 which service owns how many history shards from the services' own numshards_gauge, before the
 first fault and after each one, until all shards are owned again; after a fault named by
---expect-move (a server host stopped or started), until they are owned in another split than before
-it. This is reported, not judged.
+--expect-move (a server host stopped), until they are owned in another split than before it; after
+one named by --recover (a history service killed, a host started), until every history service owns
+shards again. This is reported, not judged.
 
 The batch asks the workers to fail on purpose (fail_times, fail_after_commit_times), which they refuse
 unless fault injection is on (temporal_worker_fault_injection in the worker role); a first transfer
@@ -31,7 +32,7 @@ and the bundled workers package (this repository's venv has both).
     --fault 'history killed on server1=docker exec server1 systemctl kill --signal=SIGKILL temporal-server@history' \
     --fault 'server1 stopped=docker stop --time 90 server1' \
     --fault 'server1 started=docker start server1' \
-    --expect-move 'server1 stopped' --expect-move 'server1 started'
+    --expect-move 'server1 stopped' --recover 'server1 started'
 """
 
 from __future__ import annotations
@@ -293,10 +294,13 @@ async def sample_shards(
     read: Callable[[str], int] = shards_owned,
     interval: float = 1.0,
     moved_from: dict[str, int] | None = None,
+    recover: bool = False,
 ) -> dict[str, Any]:
     """Samples every endpoint each interval until they own all the shards, with the same split twice in
     a row, or `settle` seconds have passed. With `moved_from` (the split before a fault expected to move
-    shards), only a split other than that one settles: a host starting again owns nothing at first.
+    shards), only a split other than that one settles. With `recover`, only a split in which every
+    endpoint owns shards settles: a host starting again, or a killed service restarted, owns nothing at
+    first, and the next fault should find the cluster whole.
 
     A history service re-records its gauge only when it acquires shards (on a membership change and
     periodically), so one endpoint's value can be stale: only the sum reaching the cluster's shard
@@ -308,7 +312,7 @@ async def sample_shards(
         # (starts and waits of the batch) nor the other endpoints.
         counts = await asyncio.gather(*(asyncio.to_thread(read, url) for url in endpoints.values()))
         owners = dict(zip(endpoints, counts, strict=True))
-        settled = sum(counts) == shards and owners == previous and owners != moved_from
+        settled = sum(counts) == shards and owners == previous and owners != moved_from and (not recover or all(counts))
         elapsed = time.monotonic() - began
         if settled or elapsed >= settle:
             sample = {
@@ -369,6 +373,7 @@ async def inject_faults(
                     args.shard_settle,
                     label,
                     moved_from=moved_from,
+                    recover=label in args.recover,
                 )
             )
 
@@ -537,6 +542,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "settles only on a split other than the one before it",
     )
     parser.add_argument(
+        "--recover",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a fault after which every history service should own shards again (a killed service restarted, a host "
+        "started): its sample settles only then, so the next fault finds the cluster whole",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=900.0,
@@ -561,11 +574,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if args.shards is not None and not endpoints:
         parser.error("--shards goes with --history-metrics")
     args.history_metrics = endpoints
-    unknown = set(args.expect_move) - {label for label, _ in args.fault}
+    unknown = set(args.expect_move + args.recover) - {label for label, _ in args.fault}
     if unknown:
-        parser.error(f"--expect-move names no --fault label: {', '.join(sorted(unknown))}")
-    if args.expect_move and not endpoints:
-        parser.error("--expect-move goes with --history-metrics")
+        parser.error(f"--expect-move and --recover name no --fault label: {', '.join(sorted(unknown))}")
+    if (args.expect_move or args.recover) and not endpoints:
+        parser.error("--expect-move and --recover go with --history-metrics")
     if args.orders < 1 or args.transfers < 1 or args.accounts < 2:
         parser.error("--orders and --transfers must be at least 1, --accounts at least 2")
     return args

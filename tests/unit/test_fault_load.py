@@ -74,7 +74,9 @@ def test_an_endpoint_is_read_and_one_that_does_not_answer_owns_nothing(fault_loa
     assert fault_load.shards_owned("not a url") == 0
 
 
-def sample(fault_load: ModuleType, readings: dict[str, list[int]], shards: int, settle: float) -> dict[str, Any]:
+def sample(
+    fault_load: ModuleType, readings: dict[str, list[int]], shards: int, settle: float, **options: Any
+) -> dict[str, Any]:
     """Each endpoint reads its list in turn, then keeps its last value."""
     calls: dict[str, int] = {}
 
@@ -84,7 +86,7 @@ def sample(fault_load: ModuleType, readings: dict[str, list[int]], shards: int, 
 
     endpoints = {url.removeprefix("http://"): url for url in readings}
     result: dict[str, Any] = asyncio.run(
-        fault_load.sample_shards(endpoints, shards, settle, "a fault", read=read, interval=0.01)
+        fault_load.sample_shards(endpoints, shards, settle, "a fault", read=read, interval=0.01, **options)
     )
     return result
 
@@ -97,6 +99,22 @@ def test_shards_settle_once_all_are_owned_with_the_same_split_twice(fault_load: 
     assert result["owners"] == {"one": 0, "two": 8}
     assert result["settled"] is True
     assert result["seconds"] < 5.0
+
+
+def test_an_expected_move_settles_only_on_another_split(fault_load: ModuleType) -> None:
+    # The split of before, still whole twice (the stop not yet seen), then the move.
+    readings = {"http://one": [5, 5, 5, 0, 0], "http://two": [3, 3, 3, 8, 8]}
+    result = sample(fault_load, readings, shards=8, settle=5.0, moved_from={"one": 5, "two": 3})
+    assert (result["owners"], result["settled"], result["moved"]) == ({"one": 0, "two": 8}, True, True)
+
+
+def test_a_recovery_settles_only_once_every_service_owns_shards(fault_load: ModuleType) -> None:
+    # The survivor holds all of them, stable, before the restarted service takes its share back.
+    readings = {"http://one": [0, 0, 0, 5, 5], "http://two": [8, 8, 8, 3, 3]}
+    result = sample(fault_load, readings, shards=8, settle=5.0, recover=True)
+    assert (result["owners"], result["settled"]) == ({"one": 5, "two": 3}, True)
+    never = sample(fault_load, {"http://one": [0], "http://two": [8]}, shards=8, settle=0.2, recover=True)
+    assert never["settled"] is False
 
 
 def test_shards_that_never_add_up_are_recorded_as_not_settled(fault_load: ModuleType) -> None:

@@ -235,7 +235,7 @@ def test_tags_configure_applies_a_changed_value_and_restarts_the_workers_with_it
         assert all(tags in ({"configure"}, {"always"}) for _, tags in tasks), [(name, sorted(tags)) for name, tags in tasks if tags not in ({"configure"}, {"always"})]
         assert ("Write the workers' environment", {"configure"}) in tasks
         changed = {name for name, tags, handler, changed in ran if changed}
-        assert changed == {"Write the workers' environment", "Restart temporal workers"}, run.changed_tasks()
+        assert changed == {"Write the workers' environment", "Restart the worker services, each draining its tasks first, on instance"}, run.changed_tasks()
         assert worker_environment(host, service).get("DT_PLAIN") == value
         assert host.check_output(f"systemctl show -p MainPID --value {service}") != pid, "the worker was not restarted"
     finally:

@@ -3,7 +3,8 @@
 install: packages, users, directories, binaries, virtualenvs, database schema. configure: configuration
 files, TLS material, units and drop-ins, environment files. run: starting, stopping, restarting,
 readiness waits. always: what every phase needs (preflight checks, host reads, internal facts) and
-every include, whose tasks carry their own tags. Handlers carry none: they run when notified.
+every include, whose tasks carry their own tags. Handlers carry none: they run when notified. A rolling
+restart (restart.yml) does a handler's job, one host at a time, so it too runs under any --tags.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def check(task: dict[str, Any], tags: set[str], where: str) -> list[str]:
     (tag,) = tags
     module = module_of(task)
     expected = None
-    if module in ALWAYS or where.endswith("/preflight.yml"):
+    if module in ALWAYS or where.endswith(("/preflight.yml", "/restart.yml")):
         expected = "always"
     elif module in INSTALL:
         expected = "install"

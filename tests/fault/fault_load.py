@@ -110,7 +110,9 @@ class Figures:
         )
 
 
-def plan_batch(run: str, orders: int, transfers: int, accounts: list[str], ship_delay: float) -> list[Planned]:
+def plan_batch(
+    run: str, orders: int, transfers: int, accounts: list[str], ship_delay: float, hold: int = 0
+) -> list[Planned]:
     batch = []
     for n in range(orders):
         # One order in twenty has an item with quantity 0: refused by validation, on purpose.
@@ -129,6 +131,7 @@ def plan_batch(run: str, orders: int, transfers: int, accounts: list[str], ship_
             address=f"{n} Durable Street",
             email=f"customer{n}@example.com",
             ship_delay_seconds=ship_delay,
+            hold_seconds=hold,
             fail_after_commit_times=lost_reply,
         )
         batch.append(
@@ -411,7 +414,7 @@ async def main(args: argparse.Namespace) -> Figures:
 
     if args.history_metrics:
         figures.shard_owners.append(await sample_shards(args.history_metrics, args.shards, args.shard_settle, "before"))
-    batch = plan_batch(run, args.orders, args.transfers, accounts, args.ship_delay)
+    batch = plan_batch(run, args.orders, args.transfers, accounts, args.ship_delay, args.hold)
     started = asyncio.Event()
     faults = asyncio.create_task(inject_faults(args, figures, client, run, len(batch), started=started))
     await start_all(client, batch, args.parallel_starts)
@@ -495,6 +498,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="seconds ship_order takes, so kills land mid-activity",
+    )
+    parser.add_argument(
+        "--hold",
+        type=int,
+        default=0,
+        help="seconds each order waits on a durable timer between its charge and its shipment",
     )
     parser.add_argument(
         "--fault",

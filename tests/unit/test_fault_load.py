@@ -189,3 +189,14 @@ def test_a_client_certificate_gives_mtls(fault_load: ModuleType, tmp_path: Path)
         b"key PEM",
         "frontend.example",
     )
+
+
+def test_a_hold_puts_every_order_on_a_durable_timer_and_leaves_the_transfers_alone(fault_load: ModuleType) -> None:
+    args = fault_load.parse(
+        ["--address=h:7233", "--fault", "a=x", "--hold", "240", "--orders", "4", "--transfers", "2"]
+    )
+    batch = fault_load.plan_batch("run", args.orders, args.transfers, ["a1", "a2", "a3"], args.ship_delay, args.hold)
+    orders = [planned.arg for planned in batch if planned.workflow == "OrderWorkflow"]
+    assert [order.hold_seconds for order in orders] == [240] * 4
+    assert len(batch) == 6
+    assert {planned.arg.hold_seconds for planned in fault_load.plan_batch("run", 3, 0, ["a1", "a2"], 1.0)} == {0}

@@ -151,6 +151,13 @@ def test_caps() -> None:
     decode("OrderWorkflow", as_json(changed(ORDER, address="a" * 1000)))
     error = invalid("OrderWorkflow", as_json(changed(ORDER, address="a" * 1001)))
     assert "address: at most 1000 characters, got 1001" in error.message
+    # A dispatch window of up to thirty days, never a negative one.
+    decode("OrderWorkflow", as_json(changed(ORDER, hold_seconds=30 * 24 * 3600)))
+    for hold in (-1, 30 * 24 * 3600 + 1):
+        assert (
+            "hold_seconds:"
+            in invalid("OrderWorkflow", as_json(changed(ORDER, hold_seconds=hold))).message
+        )
     error = invalid("OrderWorkflow", as_json(changed(ORDER, items=[ITEM] * 101)))
     assert "items: at most 100 items, got 101" in error.message
     decode("OrderWorkflow", as_json(changed(ORDER, items=[ITEM] * 100)))

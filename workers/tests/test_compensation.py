@@ -315,3 +315,30 @@ async def test_activities_are_scheduled_with_a_heartbeat_timeout(
     }
     assert timeouts == {int(config.timeouts.activity_heartbeat_seconds or 0)}
     assert timeouts != {0}
+
+
+async def test_cancel_during_the_hold_refunds_and_ships_nothing(held: tuple[Client, str]) -> None:
+    """Cancelled on its dispatch timer, an order refunds the charge and ships nothing."""
+    client, store_path = held
+    wid = f"cancel-hold-{uuid.uuid4().hex[:6]}"
+    order = Order(wid, [OrderItem("BOOK-1", 1, 900)], "1 Main Street", hold_seconds=3600)
+    handle = await client.start_workflow(OrderWorkflow.run, order, id=wid, task_queue=ORDERS)
+    for _ in range(400):
+        events = [event.event_type async for event in handle.fetch_history_events()]
+        if EventType.EVENT_TYPE_TIMER_STARTED in events:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the order never started its dispatch timer")
+
+    await handle.cancel()
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert await scheduled_activities(handle) == [
+        "validate_order",
+        "charge_payment",
+        "refund_payment",
+    ]
+    assert_everything_undone(store_path, wid)

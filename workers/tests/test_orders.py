@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
@@ -92,3 +93,47 @@ async def test_invalid_order_fails_at_once(
     assert reason in cause.message
     assert await activity_attempts(handle, "validate_order") == [1]
     assert await activity_attempts(handle, "charge_payment") == []
+
+
+async def test_a_held_order_ships_after_its_durable_timer(
+    client: Client, store: SqliteStore
+) -> None:
+    order = new_order(hold_seconds=2)
+    handle = await client.start_workflow(
+        OrderWorkflow.run, order, id=order.order_id, task_queue=ORDERS
+    )
+    result = await handle.result()
+    assert result.status == "COMPLETED"
+    events = [event async for event in handle.fetch_history_events()]
+    timers = [
+        e.timer_started_event_attributes
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    assert [timer.start_to_fire_timeout.ToSeconds() for timer in timers] == [2]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    fired = next(
+        i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    )
+    shipped = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "ship_order"
+    )
+    charged = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "charge_payment"
+    )
+    assert charged < fired < shipped, scheduled
+    assert [r.kind for r in store.requests(f"{order.order_id}:")] == [
+        "charge",
+        "shipment",
+        "notification",
+    ]

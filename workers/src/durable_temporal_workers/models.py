@@ -32,6 +32,8 @@ MAX_TEXT_LENGTH = 1_000
 MAX_EMAIL_LENGTH = 254
 # Any list, and any JSON object read as a dict (e.g. fail_times).
 MAX_ITEMS = 100
+# An order's dispatch window: thirty days.
+MAX_HOLD_SECONDS = 30 * 24 * 3600
 # Field metadata keys read by workflows/inputs/convert.py.
 MAX_LENGTH = "max_length"
 MAX_ITEMS_KEY = "max_items"
@@ -102,6 +104,9 @@ class Order(WithFaults):
     email: str | None = field(default=None, metadata=limits(max_length=MAX_EMAIL_LENGTH))
     # Makes ship_order take this long; lets tests stop a worker mid-activity.
     ship_delay_seconds: float = 0.0
+    # Seconds the charged order waits before it ships (a dispatch window), on a durable timer: the
+    # server keeps it, so it fires on time across worker and server restarts.
+    hold_seconds: int = field(default=0, metadata=limits(minimum=0, maximum=MAX_HOLD_SECONDS))
 
     @property
     def total_cents(self) -> int:

@@ -46,6 +46,9 @@ class OrderWorkflow:
     fails, the shipment is cancelled and the charge refunded (the workflow
     fails with ``OrderFailed``); if the order is cancelled meanwhile, the same
     undo runs and the workflow ends CANCELED. Only steps that ran are undone.
+
+    An order with ``hold_seconds`` waits that long on a durable timer between
+    the charge and the shipment; cancelled meanwhile, it refunds the charge.
     """
 
     @workflow.run
@@ -56,6 +59,8 @@ class OrderWorkflow:
         try:
             undo.add(OrderActivities.refund_payment, order)
             charge = await registry.execute(OrderActivities.charge_payment, order)
+            if order.hold_seconds:
+                await workflow.sleep(order.hold_seconds)
             undo.add(OrderActivities.cancel_shipment, order)
             shipment = await registry.execute(OrderActivities.ship_order, order)
             message = f"Order {order.order_id} has shipped: {shipment.tracking_number}"

@@ -83,6 +83,8 @@ class Planned:
 
 @dataclass
 class Figures:
+    # The batch's workflow IDs all start with "<run>-".
+    run: str = ""
     started: int = 0
     completed: int = 0
     failed_as_designed: int = 0
@@ -253,9 +255,9 @@ async def require_fault_injection(client: Client, run: str, accounts: list[str])
         raise
 
 
-def shell(label: str, command: str) -> dict[str, Any]:
+def shell(label: str, command: str, timeout: float = 300.0) -> dict[str, Any]:
     began = time.monotonic()
-    result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=timeout)
     step = {
         "label": label,
         "command": command,
@@ -362,7 +364,7 @@ async def inject_faults(
                 await asyncio.sleep(0.5)
         # Shows the fault landed while the batch was running.
         in_flight = await running(client, run)
-        step = await asyncio.to_thread(shell, label, command)
+        step = await asyncio.to_thread(shell, label, command, args.fault_timeout)
         # And after it: a fault that takes its time (a roll-out) shows the batch still ran when it ended.
         figures.faults.append(step | {"running_workflows": in_flight, "running_after": await running(client, run)})
         if args.history_metrics:
@@ -395,7 +397,7 @@ async def main(args: argparse.Namespace) -> Figures:
     run = f"fault-{uuid.uuid4().hex[:8]}"
     client = await Client.connect(args.address, namespace=args.namespace, tls=tls_config(args))
     accounts = [f"{run}-acct-{n}" for n in range(args.accounts)]
-    figures = Figures()
+    figures = Figures(run=run)
 
     await run_tool_workflow(
         client,
@@ -512,6 +514,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="LABEL=COMMAND",
         help="shell command injecting a fault, named LABEL (repeatable; run in the order given)",
+    )
+    parser.add_argument(
+        "--fault-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a fault's command may take (one that waits for a roll-out to reach a step may take long)",
     )
     parser.add_argument(
         "--fault-delay",

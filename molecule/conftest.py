@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -45,6 +46,48 @@ class PlaybookRun:
             elif line.startswith("changed:"):
                 names.append(f"{current} {line}")
         return names
+
+
+LOG_ENTRY = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) p=(\d+) u=\S+ n=\S+ \w+\| (.*)$")
+LOG_TASK = re.compile(r"^TASK \[(.*)\] \**$")
+LOG_RESULT = re.compile(r"^(ok|changed|skipping|failed|fatal): \[([^\]\s]+)")
+
+
+@dataclass
+class LoggedTask:
+    """One task of a run, from ANSIBLE_LOG_PATH: its name, when it began and ended (the next task's start, in
+    seconds since the epoch) and what each host reported (every status a host's items reported)."""
+
+    name: str
+    began: float
+    ended: float
+    results: dict[str, set[str]]
+
+
+def logged_runs(path: Path) -> list[list[LoggedTask]]:
+    """The runs in an Ansible log, oldest first, each a list of its tasks; a run is one process ID."""
+    runs: dict[str, list[LoggedTask]] = {}
+    last: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        entry = LOG_ENTRY.match(line)
+        if not entry:
+            continue
+        stamp = datetime.strptime(entry[1], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
+        pid, text = entry[2], entry[3]
+        tasks = runs.setdefault(pid, [])
+        last[pid] = stamp
+        if text.startswith(("TASK [", "PLAY [", "PLAY RECAP")) and tasks and tasks[-1].ended == 0:
+            tasks[-1].ended = stamp
+        task = LOG_TASK.match(text)
+        if task:
+            tasks.append(LoggedTask(task[1], stamp, 0, {}))
+        result = LOG_RESULT.match(text)
+        if result and tasks:
+            tasks[-1].results.setdefault(result[2], set()).add(result[1])
+    for pid, tasks in runs.items():
+        if tasks and tasks[-1].ended == 0:
+            tasks[-1].ended = last[pid]
+    return list(runs.values())
 
 
 def scenario_dir() -> Path:

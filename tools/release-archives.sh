@@ -7,6 +7,8 @@
 # Built as the releases are (goreleaser): CGO_ENABLED=0, -trimpath, -s -w. Go's module and build caches
 # stay where Go keeps them (under the home directory), so a second build takes seconds; the archives
 # are rebuilt only when a pinned version or this script changes.
+# Arguments, if any, are further temporal-server versions to build the same way: the releases an upgrade
+# starts from (the cluster scenario's upgrade test builds the previous minor release so).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${TEMPORAL_RELEASES_DIR:-$root/.cache/releases}"
@@ -73,11 +75,13 @@ build() {
   echo "$name $version: built $dir/$archive ($(cut -c1-16 "$dir/$checksums")...)"
 }
 
-build temporal go.temporal.io/server "$server_version" \
-  "temporal_${server_version}_linux_${goarch}.tar.gz" checksums.txt \
-  go.temporal.io/server/cmd/server=temporal-server \
-  go.temporal.io/server/cmd/tools/sql=temporal-sql-tool \
-  go.temporal.io/server/cmd/tools/tdbg=tdbg
+for version in "$server_version" "$@"; do
+  build temporal go.temporal.io/server "$version" \
+    "temporal_${version}_linux_${goarch}.tar.gz" checksums.txt \
+    go.temporal.io/server/cmd/server=temporal-server \
+    go.temporal.io/server/cmd/tools/sql=temporal-sql-tool \
+    go.temporal.io/server/cmd/tools/tdbg=tdbg
+done
 build ui-server github.com/temporalio/ui-server/v2 "$ui_version" \
   "ui-server_${ui_version}_linux_${goarch}.tar.gz" "ui-server_${ui_version}_checksums.txt" \
   github.com/temporalio/ui-server/v2/cmd/server=ui-server

@@ -12,10 +12,21 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import assert_check_mode_changes_nothing, execute_an_order, instance, run_json, run_playbook, scenario_dir, wait_for
+import yaml
+from conftest import (
+    assert_check_mode_changes_nothing,
+    execute_an_order,
+    instance,
+    logged_runs,
+    run_json,
+    run_playbook,
+    scenario_dir,
+    wait_for,
+)
 
 SERVERS = {"server1": "172.30.67.11", "server2": "172.30.67.12"}
 WORKERS = {"worker1": "172.30.67.21", "worker2": "172.30.67.22"}
@@ -32,6 +43,10 @@ ARTIFACTS = REPO / "artifacts"
 STORE_PASSWORD = "cluster-store-secret"  # the scenario's inventory (molecule.yml)
 CLIENT_ENV = "set -a; . /etc/temporal/client.env; set +a;"
 RESULT_LINE = re.compile(r"^RESULT (\{.*\})$", re.MULTILINE)
+# The converge upgrades from the release prepare.yml deploys to the one the server role pins.
+UPGRADE_FROM = "1.31.2"  # cluster_upgrade_from in molecule.yml
+VERSION = yaml.safe_load((REPO / "roles" / "server" / "defaults" / "main.yml").read_text())["temporal_server_version"]
+ANSIBLE_LOG = Path(os.environ.get("ANSIBLE_LOG_PATH") or Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ".")) / "ansible.log")
 
 
 def cli(args: str) -> str:
@@ -67,6 +82,138 @@ def assert_every_target_up(timeout: float) -> None:
 
 def test_check_mode_on_the_converged_hosts_changes_nothing(check_mode_run):
     assert_check_mode_changes_nothing(check_mode_run)
+
+
+# --- Upgrade day: the converge took the cluster from cluster_upgrade_from to the pinned release ---------------
+# These come first: the fault test and the roll-out below restart services, and these read the start times
+# the upgrade left.
+
+
+@pytest.fixture(scope="module")
+def upgrade() -> dict:
+    """The converge and the run after it, as the scenario's Ansible log tells them (prepare.yml starts the log
+    afresh), and the batch of held orders that ran through the upgrade."""
+    runs = logged_runs(ANSIBLE_LOG)
+    assert len(runs) >= 2, f"the log {ANSIBLE_LOG} holds {len(runs)} runs, not the converge and the idempotence step"
+    converge, rerun = runs[0], runs[1]
+    batch = ARTIFACTS / "fault-load-upgrade.txt"
+    # The batch holds its orders 300 s from the end of prepare: usually done by now.
+    match = wait_for(lambda: batch.exists() and RESULT_LINE.search(batch.read_text()), 1500, "the batch that ran through the upgrade")
+    return {"converge": converge, "rerun": rerun, "figures": json.loads(match[1])}
+
+
+def task(run, name: str, role: str = "server"):
+    """The one task of that name in a run."""
+    found = [t for t in run if t.name == f"durable.temporal.{role} : {name}"]
+    assert len(found) == 1, f"{len(found)} tasks named {name!r} in the run"
+    return found[0]
+
+
+def unit_starts(name: str) -> list[float]:
+    """When each server service on that host started (ExecMainStartTimestamp, seconds since the epoch)."""
+    units = " ".join(f"temporal-server@{service}" for service in SERVICES)
+    stamps = instance(name).check_output(f"systemctl show --timestamp=unix -p ExecMainStartTimestamp --value {units}")
+    return [float(stamp.lstrip("@")) for stamp in stamps.split()]
+
+
+def in_flight_at(run: str, moment: float) -> int:
+    """How many of the batch's workflows had started and not yet closed at that moment (visibility)."""
+    at = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    query = f'WorkflowId STARTS_WITH "{run}-" AND StartTime < "{at}" AND CloseTime > "{at}"'
+    # proto3 JSON writes a 64-bit count as a string, and leaves a zero out.
+    return int(run_json(instance("server1"), cli(f"workflow count --query '{query}' -o json")).get("count", 0))
+
+
+def test_the_upgrade_updated_the_schema_once_from_one_host_before_any_new_binary_started(upgrade):
+    converge = upgrade["converge"]
+    unpacked = task(converge, f"Unpack temporal-server {VERSION}").results
+    assert all("changed" in unpacked.get(name, set()) for name in SERVERS), f"the converge was no upgrade: {unpacked}"
+    schema = task(converge, "Update the schemas to the ones this version of temporal-sql-tool carries")
+    ran = {host for host, statuses in schema.results.items() if statuses & {"ok", "changed"}}
+    assert ran == {"server1"}, schema.results
+    first_restart = task(converge, "Restart the Temporal server services, one host at a time, on server1")
+    assert converge.index(schema) < converge.index(first_restart)
+    # And by the hosts' clocks: every service of the new release started after the schema step had ended.
+    for name in SERVERS:
+        assert min(unit_starts(name)) > schema.ended, (name, unit_starts(name), schema.ended)
+
+
+def test_the_server_hosts_were_replaced_one_at_a_time_each_serving_again_before_the_next(upgrade):
+    converge = upgrade["converge"]
+    steps = {
+        name: [
+            task(converge, f"Restart the Temporal server services, one host at a time, on {name}"),
+            task(converge, f"Wait until the frontend answers again on {name}"),
+            task(converge, f"Wait until the history service owns shards again on {name}"),
+        ]
+        for name in SERVERS
+    }
+    order = [converge.index(step) for name in SERVERS for step in steps[name]]
+    assert order == sorted(order), order
+    for name in SERVERS:
+        assert all(step.results.get(name, set()) & {"ok", "changed"} for step in steps[name]), [s.results for s in steps[name]]
+    # server2's services stopped and started only after server1 served again and owned shards.
+    assert min(unit_starts("server2")) > steps["server1"][-1].ended
+    assert max(unit_starts("server1")) < steps["server1"][-1].ended
+    in_flight = {name: in_flight_at(upgrade["figures"]["run"], steps[name][0].began) for name in SERVERS}
+    figures = [
+        f"{name}: replaced in {steps[name][-1].ended - steps[name][0].began:.1f} s, {in_flight[name]} workflows of the batch in flight as it stopped"
+        for name in SERVERS
+    ]
+    (ARTIFACTS / "upgrade.txt").write_text(
+        f"upgrade {UPGRADE_FROM} -> {VERSION}, converge {converge[-1].ended - converge[0].began:.0f} s\n" + "\n".join(figures) + "\n"
+    )
+    assert all(in_flight.values()), f"nothing was in flight as a host was replaced: {in_flight}"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_host_runs_and_reports_the_new_release(upgrade, name):
+    host = instance(name)
+    assert VERSION in host.check_output("temporal-server --version")
+    for service in SERVICES:
+        pid = host.check_output(f"systemctl show -p MainPID --value temporal-server@{service}")
+        assert host.check_output(f"readlink /proc/{pid}/exe") == f"/opt/temporal-server/{VERSION}/temporal-server"
+    assert run_json(host, cli("operator cluster describe -o json"))["serverVersion"] == VERSION
+    assert not host.file(f"/opt/temporal-server/{UPGRADE_FROM}").exists
+
+
+def test_the_held_orders_ran_through_the_upgrade_and_nothing_was_lost(upgrade):
+    figures = upgrade["figures"]
+    assert figures["started"] == 400, figures
+    (fault,) = figures["faults"]
+    # Still in flight when the play had replaced both server hosts: the orders were held across it.
+    assert fault["running_after"] > 0, fault
+    assert figures["lost"] == 0, figures["lost_ids"]
+    assert figures["duplicated_side_effects"] == 0
+    assert figures["money_before_cents"] == figures["money_after_cents"]
+    assert figures["started"] == figures["completed"] + figures["failed_as_designed"]
+
+
+@pytest.mark.parametrize("machine", [f"upgrade-machine-{n}" for n in (1, 2, 3)])
+def test_the_machine_operators_started_on_the_old_release_follow_signals_after_it(upgrade, machine):
+    host = instance("server1")
+
+    def status():
+        result = host.run(cli(f"workflow query --workflow-id {machine} --type getStatus -o json"))
+        return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
+
+    assert wait_for(status, 60, f"{machine}'s status") == "DOWN"
+    assert host.run(cli(f"workflow signal --workflow-id {machine} --name setUp")).rc == 0
+    wait_for(lambda: status() == "UP", 60, f"{machine} UP")
+    assert host.run(cli(f"workflow signal --workflow-id {machine} --name complete")).rc == 0
+    wait_for(
+        lambda: run_json(host, cli(f"workflow describe --workflow-id {machine} -o json"))["workflowExecutionInfo"]["status"]
+        == "WORKFLOW_EXECUTION_STATUS_COMPLETED",
+        60,
+        f"{machine} to complete",
+    )
+
+
+def test_the_run_after_the_upgrade_changed_nothing(upgrade):
+    rerun = upgrade["rerun"]
+    changed = [(t.name, host) for t in rerun for host, statuses in t.results.items() if "changed" in statuses]
+    assert not changed, changed
+    assert task(rerun, f"Unpack temporal-server {VERSION}").results.keys() == set(SERVERS)
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -196,6 +343,8 @@ def test_bad_variables_stop_every_host_before_any_change():
         ({"temporal_worker_store_url": f"postgresql://temporal_workers:leaked-secret@{PG_IP}/temporal_workers"}, "temporal_worker_store_url"),
         # Two worker hosts with a SQLite file each.
         ({"temporal_worker_store_url": ""}, "need one shared store"),
+        # A release whose schema is older than the one the cluster's database is at.
+        ({"temporal_server_version": "1.30.9"}, "1.30.9 is older than the schema in the database"),
     ]
     hosts = ["pg", *SERVERS, *WORKERS]
     for bad, named in cases:

@@ -264,6 +264,15 @@ async def test_failure_at_a_step_undoes_what_ran(
     assert balances_of(config.store.path, opening) == opening
 
 
+async def cancelled(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """Cancels the workflow, checks that it ends cancelled, returns the activities it scheduled."""
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    return await scheduled_activities(handle)
+
+
 async def test_cancel_while_shipping_stops_the_shipment_and_refunds(
     held: tuple[Client, str],
 ) -> None:
@@ -278,12 +287,7 @@ async def test_cancel_while_shipping_stops_the_shipment_and_refunds(
             break
         await asyncio.sleep(0.05)
 
-    await handle.cancel()
-
-    with pytest.raises(WorkflowFailureError) as failure:
-        await handle.result()
-    assert isinstance(failure.value.cause, CancelledError)
-    assert await scheduled_activities(handle) == [
+    assert await cancelled(handle) == [
         "validate_order",
         "charge_payment",
         "ship_order",
@@ -331,14 +335,5 @@ async def test_cancel_during_the_hold_refunds_and_ships_nothing(held: tuple[Clie
     else:
         pytest.fail("the order never started its dispatch timer")
 
-    await handle.cancel()
-
-    with pytest.raises(WorkflowFailureError) as failure:
-        await handle.result()
-    assert isinstance(failure.value.cause, CancelledError)
-    assert await scheduled_activities(handle) == [
-        "validate_order",
-        "charge_payment",
-        "refund_payment",
-    ]
+    assert await cancelled(handle) == ["validate_order", "charge_payment", "refund_payment"]
     assert_everything_undone(store_path, wid)

@@ -19,17 +19,21 @@ RELEASE_SCENARIOS := production cluster
 UPGRADE_FROM = $(shell sed -n 's/^ *cluster_upgrade_from: *"\(.*\)"$$/\1/p' molecule/cluster/molecule.yml)
 
 .PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog docs ee \
-	checks releases test-image molecule-first molecule-then
+	checks collection-checks releases test-image molecule-first molecule-then
 
 # Two lines of work: the release archives, built from their Go modules at low priority (the longest step on a fresh
-# machine), and the checks followed by the scenarios that need no archive; the other scenarios follow both.
+# machine), then the collection checks; and lint, the unit and workers' tests, then the scenarios that need no
+# archive. The other scenarios follow both.
 test:
 	@mkdir -p .cache && rm -f .cache/molecule-times.txt
 	$(MAKE) -j2 molecule-then
 	@echo "Molecule scenarios, wall time each:"; cat .cache/molecule-times.txt
 
-checks: venv host-tools galaxy-venv
-	$(MAKE) -j1 lint unit workers sanity changelog docs ee
+checks: venv host-tools
+	$(MAKE) -j1 lint unit workers
+
+collection-checks: releases galaxy-venv
+	$(MAKE) -j1 sanity changelog docs ee
 
 releases: venv
 	nice -n 19 tools/release-archives.sh $(UPGRADE_FROM)
@@ -41,7 +45,7 @@ test-image: venv host-tools
 molecule-first: checks test-image
 	$(call run-scenarios,$(filter-out $(RELEASE_SCENARIOS),$(SCENARIOS)))
 
-molecule-then: releases molecule-first
+molecule-then: collection-checks molecule-first
 	$(call run-scenarios,$(filter $(RELEASE_SCENARIOS),$(SCENARIOS)))
 
 # run-scenarios: molecule test of each scenario in turn, appending its wall time to .cache/molecule-times.txt.

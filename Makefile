@@ -21,9 +21,9 @@ UPGRADE_FROM = $(shell sed -n 's/^ *cluster_upgrade_from: *"\(.*\)"$$/\1/p' mole
 .PHONY: test demo bench venv host-tools harness lint unit workers molecule clean galaxy-venv sanity changelog docs ee \
 	checks collection-checks releases test-image molecule-first molecule-then
 
-# Two lines of work: the release archives, built from their Go modules at low priority (the longest step on a fresh
-# machine), then the collection checks; and lint, the unit and workers' tests, then the scenarios that need no
-# archive. The other scenarios follow both.
+# Two lines of work: the test image, the release archives built from their Go modules at low priority (the longest
+# step on a fresh machine), then the collection checks; and lint, the unit and workers' tests, then the scenarios that
+# need no archive. The other scenarios follow both.
 test:
 	@mkdir -p .cache && rm -f .cache/molecule-times.txt
 	$(MAKE) -j2 molecule-then
@@ -35,7 +35,8 @@ checks: venv host-tools
 collection-checks: releases galaxy-venv
 	$(MAKE) -j1 sanity changelog docs ee
 
-releases: venv
+# After the test image, so that the scenarios' line finds it ready.
+releases: venv test-image
 	nice -n 19 tools/release-archives.sh $(UPGRADE_FROM)
 
 test-image: venv host-tools

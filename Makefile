@@ -25,7 +25,7 @@ UPGRADE_FROM = $(shell sed -n 's/^ *cluster_upgrade_from: *"\(.*\)"$$/\1/p' mole
 # step on a fresh machine), then the collection checks; and lint, the unit and workers' tests, then the scenarios that
 # need no archive. The other scenarios follow both.
 test:
-	@mkdir -p .cache && rm -f .cache/molecule-times.txt
+	@mkdir -p .cache && : > .cache/molecule-times.txt
 	$(MAKE) -j2 molecule-then
 	@echo "Molecule scenarios, wall time each:"; cat .cache/molecule-times.txt
 
@@ -124,7 +124,7 @@ ee: galaxy-venv
 
 molecule: harness
 	tools/release-archives.sh $(UPGRADE_FROM)
-	@mkdir -p .cache && rm -f .cache/molecule-times.txt
+	@mkdir -p .cache && : > .cache/molecule-times.txt
 	$(call run-scenarios,$(SCENARIOS))
 	@echo "Molecule scenarios, wall time each:"; cat .cache/molecule-times.txt
 

@@ -29,7 +29,7 @@ def reported(temporal: str | None, visibility: str | None) -> dict:
         ("temporal", "temporal", temporal),
         ("temporal_visibility", "visibility", visibility),
     ):
-        row = {"item": {"database": database, "kind": kind}}
+        row = {"item": {"database": database, "schema": f"postgresql/v12/{kind}"}}
         row |= {"query_result": [{"curr_version": version}]} if version else {"failed": True, "msg": "no such table"}
         results.append(row)
     return {"results": results}

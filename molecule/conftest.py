@@ -222,11 +222,13 @@ def assert_injected_failures_are_refused(host, workers_cli: str) -> None:
     assert moved["total_cents"] == before["total_cents"]
 
 
-def assert_the_machine_operator_follows_signals(host, temporal) -> None:
-    """MachineOperatorWorkflow driven with the real CLI: signals change its state, queries read it."""
-    machine = f"machine-{uuid.uuid4().hex[:8]}"
-    start = host.run(temporal(f"workflow start --type MachineOperatorWorkflow --task-queue stateful-machines --workflow-id {machine} --input '\"{machine}\"'"))
-    assert start.rc == 0, start.stderr
+def assert_the_machine_operator_follows_signals(host, temporal, machine: str | None = None) -> None:
+    """MachineOperatorWorkflow driven with the real CLI: signals change its state, queries read it. A new one,
+    or the one already running as `machine` (still DOWN, as it starts)."""
+    if machine is None:
+        machine = f"machine-{uuid.uuid4().hex[:8]}"
+        start = host.run(temporal(f"workflow start --type MachineOperatorWorkflow --task-queue stateful-machines --workflow-id {machine} --input '\"{machine}\"'"))
+        assert start.rc == 0, start.stderr
 
     def status():
         result = host.run(temporal(f"workflow query --workflow-id {machine} --type getStatus -o json"))

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from conftest import (
     assert_check_mode_changes_nothing,
+    assert_the_machine_operator_follows_signals,
     execute_an_order,
     instance,
     logged_runs,
@@ -191,22 +192,7 @@ def test_the_held_orders_ran_through_the_upgrade_and_nothing_was_lost(upgrade):
 
 @pytest.mark.parametrize("machine", [f"upgrade-machine-{n}" for n in (1, 2, 3)])
 def test_the_machine_operators_started_on_the_old_release_follow_signals_after_it(upgrade, machine):
-    host = instance("server1")
-
-    def status():
-        result = host.run(cli(f"workflow query --workflow-id {machine} --type getStatus -o json"))
-        return json.loads(result.stdout)["queryResult"][0] if result.rc == 0 else None
-
-    assert wait_for(status, 60, f"{machine}'s status") == "DOWN"
-    assert host.run(cli(f"workflow signal --workflow-id {machine} --name setUp")).rc == 0
-    wait_for(lambda: status() == "UP", 60, f"{machine} UP")
-    assert host.run(cli(f"workflow signal --workflow-id {machine} --name complete")).rc == 0
-    wait_for(
-        lambda: run_json(host, cli(f"workflow describe --workflow-id {machine} -o json"))["workflowExecutionInfo"]["status"]
-        == "WORKFLOW_EXECUTION_STATUS_COMPLETED",
-        60,
-        f"{machine} to complete",
-    )
+    assert_the_machine_operator_follows_signals(instance("server1"), cli, machine)
 
 
 def test_the_run_after_the_upgrade_changed_nothing(upgrade):
